@@ -1,0 +1,59 @@
+# The README's commands. Everything real lives in meson.build and scripts/; this file only names
+# the entry points and installs what they need first.
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+MESON_OPTS ?=
+
+.PHONY: all deps build test test-unit test-integration test-asan fuzz fuzz-smoke clean
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) $(MESON_OPTS)
+
+build: deps $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# The README's test command: unit tests, then integration tests against real processes.
+test: build
+	scripts/run-tests --unit $(BUILD) --integration $(BUILD) --summary $(BUILD)/test-summary.json --label test
+
+test-unit: build
+	scripts/run-tests --unit $(BUILD) --label unit
+
+test-integration: build
+	scripts/run-tests --integration $(BUILD) --label integration
+
+# The unit tests again, built with AddressSanitizer + UndefinedBehaviorSanitizer.
+test-asan: deps
+	[ -f $(ASAN_BUILD)/build.ninja ] || meson setup $(ASAN_BUILD) -Dsanitize=true -Dwerror=true $(MESON_OPTS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+		scripts/run-tests --unit $(ASAN_BUILD) --summary $(ASAN_BUILD)/test-summary.json --label asan
+
+# libFuzzer targets (clang). fuzz-smoke is the bounded run CI does; `make fuzz` runs longer.
+$(FUZZ_BUILD)/build.ninja: | deps
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false
+
+fuzz-smoke: $(FUZZ_BUILD)/build.ninja
+	scripts/run-tests --fuzz $(FUZZ_BUILD) --fuzz-runs 20000 --summary $(FUZZ_BUILD)/test-summary.json --label fuzz
+
+fuzz: $(FUZZ_BUILD)/build.ninja
+	scripts/run-tests --fuzz $(FUZZ_BUILD) --fuzz-runs 2000000 --label fuzz
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
+
+# Keel's main job: a local keel-kv cluster. keel-kv does not exist yet (issue: keel-kv), so this
+# says so instead of pretending.
+.PHONY: run
+run: build
+	@echo "make run: keel-kv is not built yet; the local cluster arrives with it." >&2
+	@exit 1
+
+.PHONY: bench
+bench: build
+	$(BUILD)/bench/bench_crc32c
