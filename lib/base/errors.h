@@ -20,7 +20,9 @@
 	X(KEEL_EMISSING, 10007, "missing field")                         \
 	X(KEEL_ERANGE, 10008, "value out of range")                      \
 	X(KEEL_EINJECTED, 10009, "injected fault")                       \
-	X(KEEL_EVERSION, 10010, "version requested")
+	X(KEEL_EVERSION, 10010, "version requested")                     \
+	X(KEEL_ENOT_LEADER, 10011, "not the leader")                     \
+	X(KEEL_ESTOPPED, 10012, "stopped")
 
 enum keel_error_code {
 #define KEEL__ERR_ENUM(name, value, str) name = value,
