@@ -1,0 +1,528 @@
+/* White-box tests of the consensus core, driving single nodes with hand-made messages: each pins
+ * one rule of the protocol where a simulator run would only hit it by chance. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fault.h"
+#include "raft/raft.h"
+
+static struct keel_raft_config cfg_for(keel_raft_id id, bool pre_vote, bool check_quorum)
+{
+	struct keel_raft_config c;
+	keel_raft_config_default(&c, id);
+	c.pre_vote = pre_vote;
+	c.check_quorum = check_quorum;
+	return c;
+}
+
+static struct keel_raft_conf voters(unsigned n)
+{
+	struct keel_raft_conf c = {.n_voters = n};
+	for (unsigned i = 0; i < n; i++)
+		c.voters[i] = i + 1;
+	return c;
+}
+
+static struct keel_raft *node_new(keel_raft_id id, unsigned n, bool pre_vote, bool check_quorum)
+{
+	struct keel_raft_config c = cfg_for(id, pre_vote, check_quorum);
+	struct keel_raft_conf conf = voters(n);
+	struct keel_raft *r;
+	struct keel_err err;
+	assert_int_equal(keel_raft_new(&c, &conf, &r, &err), 0);
+	return r;
+}
+
+/* Collected output of one ready, copied so it outlives advance. */
+struct out {
+	struct keel_raft_msg msgs[64];
+	size_t n_msgs;
+	struct keel_raft_read_state reads[16];
+	size_t n_reads;
+	size_t n_entries, n_committed;
+	uint64_t last_committed;
+	struct keel_raft_hard_state hs;
+	bool hs_changed;
+};
+
+/* Take a ready, "persist" it, keep its messages (without entries) and advance. */
+static void drain(struct keel_raft *r, struct out *o)
+{
+	memset(o, 0, sizeof(*o));
+	struct keel_raft_ready rd;
+	while (keel_raft_ready(r, &rd)) {
+		for (size_t i = 0; i < rd.n_msgs && o->n_msgs < 64; i++) {
+			o->msgs[o->n_msgs] = rd.msgs[i];
+			o->msgs[o->n_msgs].entries = NULL; /* owned by the core */
+			o->n_msgs++;
+		}
+		for (size_t i = 0; i < rd.n_reads && o->n_reads < 16; i++)
+			o->reads[o->n_reads++] = rd.reads[i];
+		o->n_entries += rd.n_entries;
+		o->n_committed += rd.n_committed;
+		if (rd.n_committed)
+			o->last_committed = rd.committed[rd.n_committed - 1].index;
+		if (rd.hard_state_changed) {
+			o->hs = rd.hard_state;
+			o->hs_changed = true;
+		}
+		keel_raft_advance(r, &rd);
+	}
+}
+
+static const struct keel_raft_msg *find_msg(const struct out *o, enum keel_raft_msg_type t, keel_raft_id to)
+{
+	for (size_t i = 0; i < o->n_msgs; i++)
+		if (o->msgs[i].type == t && (to == 0 || o->msgs[i].to == to))
+			return &o->msgs[i];
+	return NULL;
+}
+
+static void step_ok(struct keel_raft *r, struct keel_raft_msg m)
+{
+	m.to = keel_raft_id_of(r);
+	assert_int_equal(keel_raft_step(r, &m), 0);
+}
+
+/* Make node r (of a 3- or 5-node cluster) leader by hand: campaign, collect votes. */
+static void make_leader(struct keel_raft *r, unsigned n)
+{
+	struct out o;
+	keel_raft_campaign(r);
+	drain(r, &o);
+	uint64_t term = keel_raft_term(r);
+	for (keel_raft_id p = 1; p <= n && keel_raft_role(r) != KEEL_RAFT_LEADER; p++) {
+		if (p == keel_raft_id_of(r))
+			continue;
+		if (keel_raft_role(r) == KEEL_RAFT_PRE_CANDIDATE) {
+			step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_PREVOTE_RESP, .from = p, .term = term + 1});
+			continue;
+		}
+		step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_VOTE_RESP, .from = p,
+						  .term = keel_raft_term(r)});
+	}
+	if (keel_raft_role(r) == KEEL_RAFT_CANDIDATE)
+		for (keel_raft_id p = 1; p <= n && keel_raft_role(r) != KEEL_RAFT_LEADER; p++)
+			if (p != keel_raft_id_of(r))
+				step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_VOTE_RESP, .from = p,
+								  .term = keel_raft_term(r)});
+	assert_int_equal(keel_raft_role(r), KEEL_RAFT_LEADER);
+	drain(r, &o);
+}
+
+static void raft_single_node_elects_itself_and_commits(void **state)
+{
+	struct keel_raft *r = node_new(1, 1, true, true);
+	struct out o;
+	drain(r, &o);
+	assert_int_equal(o.n_entries, 1);       /* the bootstrap conf entry */
+	assert_int_equal(o.last_committed, 1);
+	for (int i = 0; i < 20 && keel_raft_role(r) != KEEL_RAFT_LEADER; i++)
+		keel_raft_tick(r);
+	assert_int_equal(keel_raft_role(r), KEEL_RAFT_LEADER);
+	assert_int_equal(keel_raft_term(r), 2);
+	uint64_t idx;
+	assert_int_equal(keel_raft_propose(r, "x", 1, &idx), 0);
+	assert_int_equal(idx, 3); /* 1: conf, 2: the leader's no-op */
+	/* Nothing commits before it is persisted: the leader counts itself only once on disk. */
+	assert_int_equal(keel_raft_commit_index(r), 1);
+	drain(r, &o);
+	assert_int_equal(keel_raft_commit_index(r), 3);
+	assert_int_equal(keel_raft_applied_index(r), 3);
+	keel_raft_free(r);
+}
+
+/* The Raft paper's Figure 8: a leader must not commit an entry of an earlier term by counting
+ * replicas, only through an entry of its own term (§3.6.2). */
+static void raft_figure8_old_term_entry_not_committed_by_counting(void **state)
+{
+	/* Node 1 of 5 restarts with: bootstrap entries 1..5 (term 1), entry 6 of term 2 that only
+	 * it and node 2 hold, hard state term 3. */
+	struct keel_raft_config c = cfg_for(1, false, false);
+	struct keel_raft *r;
+	struct keel_err err;
+	assert_int_equal(keel_raft_new(&c, NULL, &r, &err), 0);
+	struct keel_raft_entry ents[6];
+	uint8_t confs[5][32];
+	for (int i = 0; i < 5; i++) {
+		struct keel_raft_conf_change cc = {.type = KEEL_RAFT_ADD_VOTER, .node = (keel_raft_id)i + 1};
+		size_t len = keel_raft_conf_change_encode(&cc, confs[i], sizeof(confs[i]));
+		ents[i] = (struct keel_raft_entry){.term = 1, .index = (uint64_t)i + 1,
+						   .type = KEEL_RAFT_ENTRY_CONF, .len = (uint32_t)len, .data = confs[i]};
+	}
+	ents[5] = (struct keel_raft_entry){.term = 2, .index = 6, .len = 3, .data = "old"};
+	struct keel_raft_hard_state hs = {.term = 3, .vote = 0, .commit = 5};
+	assert_int_equal(keel_raft_restore(r, NULL, ents, 6, &hs, 5, &err), 0);
+	assert_int_equal(keel_raft_conf(r)->n_voters, 5);
+
+	make_leader(r, 5); /* term 4; appends its no-op at 7 */
+	assert_int_equal(keel_raft_term(r), 4);
+	assert_int_equal(keel_raft_last_index(r), 7);
+
+	/* Nodes 2 and 3 acknowledge index 6 only: with node 1 that is a majority holding the
+	 * term-2 entry, and still it must not be committed. */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 2, .term = 4, .index = 6});
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 3, .term = 4, .index = 6});
+	assert_int_equal(keel_raft_commit_index(r), 5);
+
+	/* Once the term-4 no-op is on a majority, both commit together. */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 2, .term = 4, .index = 7});
+	assert_int_equal(keel_raft_commit_index(r), 5);
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 3, .term = 4, .index = 7});
+	assert_int_equal(keel_raft_commit_index(r), 7);
+	keel_raft_free(r);
+}
+
+/* A vote is durable: after a restart in the same term, the node refuses a second candidate. */
+static void raft_vote_survives_restart(void **state)
+{
+	struct keel_raft *r = node_new(1, 3, false, false);
+	struct out o;
+	drain(r, &o);
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_VOTE, .from = 2, .term = 5, .index = 3, .log_term = 1});
+	drain(r, &o);
+	const struct keel_raft_msg *resp = find_msg(&o, KEEL_RAFT_MSG_VOTE_RESP, 2);
+	assert_non_null(resp);
+	assert_false(resp->reject);
+	assert_false(resp->early); /* the grant may only leave after the vote is on disk */
+	assert_true(o.hs_changed);
+	assert_int_equal(o.hs.vote, 2);
+
+	/* Restart from what was persisted. */
+	struct keel_raft_hard_state hs = o.hs;
+	keel_raft_free(r);
+	struct keel_raft_config c = cfg_for(1, false, false);
+	struct keel_err err;
+	assert_int_equal(keel_raft_new(&c, NULL, &r, &err), 0);
+	uint8_t confs[3][32];
+	struct keel_raft_entry ents[3];
+	for (int i = 0; i < 3; i++) {
+		struct keel_raft_conf_change cc = {.type = KEEL_RAFT_ADD_VOTER, .node = (keel_raft_id)i + 1};
+		size_t len = keel_raft_conf_change_encode(&cc, confs[i], sizeof(confs[i]));
+		ents[i] = (struct keel_raft_entry){.term = 1, .index = (uint64_t)i + 1,
+						   .type = KEEL_RAFT_ENTRY_CONF, .len = (uint32_t)len, .data = confs[i]};
+	}
+	assert_int_equal(keel_raft_restore(r, NULL, ents, 3, &hs, 3, &err), 0);
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_VOTE, .from = 3, .term = 5, .index = 3, .log_term = 1});
+	drain(r, &o);
+	resp = find_msg(&o, KEEL_RAFT_MSG_VOTE_RESP, 3);
+	assert_non_null(resp);
+	assert_true(resp->reject);
+	keel_raft_free(r);
+}
+
+/* Pre-vote: a node whose log is behind neither wins nor raises anyone's term. */
+static void raft_prevote_stale_log_cannot_win_or_disrupt(void **state)
+{
+	struct out o;
+	struct keel_raft *f = node_new(2, 3, true, false);
+	drain(f, &o);
+	/* Node 2 follows leader 1 of term 2 and holds entry 4 of that term. */
+	struct keel_raft_entry e = {.term = 2, .index = 4};
+	step_ok(f, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND, .from = 1, .term = 2, .index = 3,
+					  .log_term = 1, .commit = 3, .n_entries = 1, .entries = &e});
+	drain(f, &o);
+	assert_int_equal(keel_raft_last_index(f), 4);
+	/* Node 3 was partitioned and only has the bootstrap entries; it asks for a pre-vote. */
+	step_ok(f, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_PREVOTE, .from = 3, .term = 3, .index = 3,
+					  .log_term = 1});
+	drain(f, &o);
+	const struct keel_raft_msg *resp = find_msg(&o, KEEL_RAFT_MSG_PREVOTE_RESP, 3);
+	assert_non_null(resp);
+	assert_true(resp->reject);
+	assert_int_equal(keel_raft_term(f), 2); /* a pre-vote moves no term */
+	assert_int_equal(keel_raft_leader(f), 1);
+	struct keel_raft_msg rejection = *resp;
+
+	/* The stale node itself: its pre-campaign does not raise its own term either, and the
+	 * rejection ends it as a follower. */
+	struct keel_raft *s = node_new(3, 3, true, false);
+	drain(s, &o);
+	keel_raft_campaign(s);
+	assert_int_equal(keel_raft_role(s), KEEL_RAFT_PRE_CANDIDATE);
+	assert_int_equal(keel_raft_term(s), 1);
+	step_ok(s, rejection);
+	step_ok(s, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_PREVOTE_RESP, .from = 1, .term = 2, .reject = true});
+	assert_int_equal(keel_raft_role(s), KEEL_RAFT_FOLLOWER);
+	assert_true(keel_raft_term(s) <= 2);
+	keel_raft_free(s);
+	keel_raft_free(f);
+}
+
+/* With check-quorum, a leader that hears from nobody steps down within an election timeout. */
+static void raft_check_quorum_leader_steps_down_alone(void **state)
+{
+	struct keel_raft *r = node_new(1, 3, true, true);
+	struct out o;
+	drain(r, &o);
+	make_leader(r, 3);
+	for (int i = 0; i < 25 && keel_raft_role(r) == KEEL_RAFT_LEADER; i++) {
+		keel_raft_tick(r);
+		drain(r, &o);
+	}
+	assert_int_equal(keel_raft_role(r), KEEL_RAFT_FOLLOWER);
+	keel_raft_free(r);
+}
+
+/* ReadIndex: a leader answers only after a quorum confirms it is still the leader, and a
+ * leader cut off never answers; its requests fail when it steps down. */
+static void raft_read_index_needs_quorum_and_fails_on_step_down(void **state)
+{
+	struct keel_raft *r = node_new(1, 3, true, true);
+	struct out o;
+	drain(r, &o);
+	make_leader(r, 3);
+	uint64_t term = keel_raft_term(r);
+	/* Commit the no-op so reads may be served. */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 2, .term = term, .index = 4});
+	drain(r, &o);
+	assert_int_equal(keel_raft_commit_index(r), 4);
+
+	assert_int_equal(keel_raft_read_index(r, 77), 0);
+	drain(r, &o);
+	assert_int_equal(o.n_reads, 0);
+	const struct keel_raft_msg *hb = find_msg(&o, KEEL_RAFT_MSG_HEARTBEAT, 2);
+	assert_non_null(hb);
+	assert_true(hb->context > 0);
+	uint64_t round = hb->context;
+	/* An acknowledgement of an older round does not count. */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_HEARTBEAT_RESP, .from = 2, .term = term,
+					  .context = round - 1});
+	drain(r, &o);
+	assert_int_equal(o.n_reads, 0);
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_HEARTBEAT_RESP, .from = 2, .term = term,
+					  .context = round});
+	drain(r, &o);
+	assert_int_equal(o.n_reads, 1);
+	assert_int_equal(o.reads[0].context, 77);
+	assert_int_equal(o.reads[0].index, 4);
+	assert_true(o.reads[0].ok);
+
+	/* Now cut off: the read waits, and fails when check-quorum deposes the leader. */
+	assert_int_equal(keel_raft_read_index(r, 78), 0);
+	for (int i = 0; i < 25 && keel_raft_role(r) == KEEL_RAFT_LEADER; i++) {
+		keel_raft_tick(r);
+		drain(r, &o);
+		for (size_t k = 0; k < o.n_reads; k++)
+			assert_false(o.reads[k].ok);
+		if (o.n_reads)
+			break;
+	}
+	assert_int_equal(keel_raft_role(r), KEEL_RAFT_FOLLOWER);
+	assert_int_equal(o.n_reads, 1);
+	assert_int_equal(o.reads[0].context, 78);
+	assert_false(o.reads[0].ok);
+	keel_raft_free(r);
+}
+
+static void raft_leader_transfer_sends_timeout_now_when_caught_up(void **state)
+{
+	struct keel_raft *r = node_new(1, 3, true, true);
+	struct out o;
+	drain(r, &o);
+	make_leader(r, 3);
+	uint64_t term = keel_raft_term(r);
+	assert_int_equal(keel_raft_transfer_leader(r, 1), -EINVAL);
+	assert_int_equal(keel_raft_transfer_leader(r, 9), -EINVAL);
+	assert_int_equal(keel_raft_transfer_leader(r, 2), 0);
+	assert_int_equal(keel_raft_propose(r, "x", 1, NULL), -EBUSY);
+	drain(r, &o);
+	assert_null(find_msg(&o, KEEL_RAFT_MSG_TIMEOUT_NOW, 2));
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 2, .term = term,
+					  .index = keel_raft_last_index(r)});
+	drain(r, &o);
+	assert_non_null(find_msg(&o, KEEL_RAFT_MSG_TIMEOUT_NOW, 2));
+	keel_raft_free(r);
+}
+
+static void raft_follower_forwards_proposals_and_refuses_without_leader(void **state)
+{
+	struct keel_raft *f = node_new(2, 3, true, true);
+	struct out o;
+	drain(f, &o);
+	assert_int_equal(keel_raft_propose(f, "x", 1, NULL), -KEEL_ENOT_LEADER);
+	assert_int_equal(keel_raft_read_index(f, 1), -KEEL_ENOT_LEADER);
+	step_ok(f, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_HEARTBEAT, .from = 1, .term = 2});
+	drain(f, &o);
+	uint64_t idx = 99;
+	assert_int_equal(keel_raft_propose(f, "xy", 2, &idx), 0);
+	assert_int_equal(idx, 0);
+	assert_int_equal(keel_raft_read_index(f, 5), 0);
+	struct keel_raft_ready rd;
+	assert_true(keel_raft_ready(f, &rd));
+	bool saw_prop = false, saw_read = false;
+	for (size_t i = 0; i < rd.n_msgs; i++) {
+		if (rd.msgs[i].type == KEEL_RAFT_MSG_PROPOSE) {
+			saw_prop = true;
+			assert_int_equal(rd.msgs[i].to, 1);
+			assert_int_equal(rd.msgs[i].n_entries, 1);
+			assert_memory_equal(rd.msgs[i].entries[0].data, "xy", 2);
+		}
+		if (rd.msgs[i].type == KEEL_RAFT_MSG_READ_INDEX)
+			saw_read = true;
+	}
+	keel_raft_advance(f, &rd);
+	assert_true(saw_prop);
+	assert_true(saw_read);
+	/* A new term (a new leader, perhaps) drops the forwarded read: the driver must retry. */
+	step_ok(f, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_HEARTBEAT, .from = 3, .term = 3});
+	drain(f, &o);
+	assert_int_equal(o.n_reads, 1);
+	assert_int_equal(o.reads[0].context, 5);
+	assert_false(o.reads[0].ok);
+	keel_raft_free(f);
+}
+
+static void raft_malformed_messages_are_refused_without_effect(void **state)
+{
+	struct keel_raft *f = node_new(2, 3, true, true);
+	struct out o;
+	drain(f, &o);
+	uint64_t term = keel_raft_term(f), last = keel_raft_last_index(f);
+	struct keel_raft_entry gap = {.term = 2, .index = 9};
+	struct keel_raft_entry future = {.term = 7, .index = 4};
+	struct keel_raft_entry nodata = {.term = 2, .index = 4, .len = 5, .data = NULL};
+	struct keel_raft_msg bad[] = {
+		{.type = 0, .from = 1, .to = 2, .term = 2},
+		{.type = KEEL_RAFT_MSG__MAX, .from = 1, .to = 2, .term = 2},
+		{.type = KEEL_RAFT_MSG_APPEND, .from = 0, .to = 2, .term = 2},
+		{.type = KEEL_RAFT_MSG_APPEND, .from = 2, .to = 2, .term = 2},
+		{.type = KEEL_RAFT_MSG_APPEND, .from = 1, .to = 3, .term = 2},
+		{.type = KEEL_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2, .index = 3, .log_term = 1,
+		 .n_entries = 1, .entries = &gap},
+		{.type = KEEL_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2, .index = 3, .log_term = 1,
+		 .n_entries = 1, .entries = &future},
+		{.type = KEEL_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2, .index = 3, .log_term = 1,
+		 .n_entries = 1, .entries = &nodata},
+		{.type = KEEL_RAFT_MSG_APPEND, .from = 1, .to = 2, .term = 2, .n_entries = 2, .entries = NULL},
+		{.type = KEEL_RAFT_MSG_SNAPSHOT, .from = 1, .to = 2, .term = 2},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(keel_raft_step(f, &bad[i]), -EINVAL);
+	assert_int_equal(keel_raft_term(f), term);
+	assert_int_equal(keel_raft_last_index(f), last);
+	assert_false(keel_raft_has_ready(f));
+	keel_raft_free(f);
+}
+
+static void raft_conf_change_codec_and_rules(void **state)
+{
+	struct keel_raft_conf_change cc = {.type = KEEL_RAFT_ADD_LEARNER, .node = 0x1122334455667788ull,
+					   .context = "http://10.0.0.1:2380", .context_len = 20};
+	uint8_t buf[64];
+	size_t n = keel_raft_conf_change_encode(&cc, buf, sizeof(buf));
+	assert_int_equal(n, 34);
+	assert_int_equal(keel_raft_conf_change_encode(&cc, buf, 10), 34); /* says what it needs */
+	struct keel_raft_conf_change back;
+	assert_int_equal(keel_raft_conf_change_decode(buf, n, &back), 0);
+	assert_int_equal(back.type, KEEL_RAFT_ADD_LEARNER);
+	assert_true(back.node == cc.node);
+	assert_int_equal(back.context_len, 20);
+	assert_memory_equal(back.context, cc.context, 20);
+	assert_int_equal(keel_raft_conf_change_decode(buf, n - 1, &back), -EINVAL);
+	buf[0] = 9;
+	assert_int_equal(keel_raft_conf_change_decode(buf, n, &back), -EINVAL);
+
+	/* On a leader: one change at a time, and only sensible ones. */
+	struct keel_raft *r = node_new(1, 3, true, true);
+	struct out o;
+	drain(r, &o);
+	make_leader(r, 3);
+	struct keel_raft_conf_change add4 = {.type = KEEL_RAFT_ADD_LEARNER, .node = 4};
+	assert_int_equal(keel_raft_propose_conf_change(r, &add4, NULL), -EBUSY); /* no commit in term yet */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 2,
+					  .term = keel_raft_term(r), .index = keel_raft_last_index(r)});
+	drain(r, &o);
+	struct keel_raft_conf_change add2 = {.type = KEEL_RAFT_ADD_VOTER, .node = 2};
+	struct keel_raft_conf_change rm9 = {.type = KEEL_RAFT_REMOVE_NODE, .node = 9};
+	assert_int_equal(keel_raft_propose_conf_change(r, &add2, NULL), -EINVAL);
+	assert_int_equal(keel_raft_propose_conf_change(r, &rm9, NULL), -EINVAL);
+	uint64_t idx;
+	assert_int_equal(keel_raft_propose_conf_change(r, &add4, &idx), 0);
+	assert_true(keel_raft_conf_has_learner(keel_raft_conf(r), 4)); /* effective when appended */
+	struct keel_raft_conf_change promote = {.type = KEEL_RAFT_ADD_VOTER, .node = 4};
+	assert_int_equal(keel_raft_propose_conf_change(r, &promote, NULL), -EBUSY);
+	keel_raft_free(r);
+}
+
+/* Group commit: the driver may keep feeding the core while a ready is being persisted; the
+ * next ready carries exactly what arrived meanwhile. */
+static void raft_steps_between_ready_and_advance_batch_into_next_ready(void **state)
+{
+	struct keel_raft *r = node_new(1, 1, true, true);
+	struct out o;
+	drain(r, &o);
+	for (int i = 0; i < 20 && keel_raft_role(r) != KEEL_RAFT_LEADER; i++)
+		keel_raft_tick(r);
+	drain(r, &o);
+	keel_raft_propose(r, "a", 1, NULL);
+	struct keel_raft_ready rd;
+	assert_true(keel_raft_ready(r, &rd));
+	assert_int_equal(rd.n_entries, 1);
+	uint64_t first = rd.entries[0].index;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(keel_raft_propose(r, "b", 1, NULL), 0);
+	assert_false(keel_raft_has_ready(r)); /* not before advance */
+	keel_raft_advance(r, &rd);
+	assert_true(keel_raft_ready(r, &rd));
+	assert_int_equal(rd.n_entries, 5);
+	assert_int_equal(rd.entries[0].index, first + 1);
+	assert_int_equal(rd.n_committed, 1); /* the first one, persisted by the previous ready */
+	keel_raft_advance(r, &rd);
+	drain(r, &o);
+	assert_int_equal(keel_raft_commit_index(r), first + 5);
+	keel_raft_free(r);
+}
+
+/* Out of memory anywhere must surface as an error or a dropped message, never a crash or a
+ * broken invariant (ASan/valgrind see leaks). */
+static void raft_allocation_failures_are_survived(void **state)
+{
+	for (unsigned skip = 0; skip < 40; skip++) {
+		struct keel_raft_config c = cfg_for(1, true, true);
+		struct keel_raft_conf conf = voters(1);
+		struct keel_raft *r = NULL;
+		struct keel_err err;
+		keel_fault_arm(KEEL_FAULT_ALLOC, skip, 1, ENOMEM);
+		int rc = keel_raft_new(&c, &conf, &r, &err);
+		if (rc == 0) {
+			struct out o;
+			for (int i = 0; i < 30; i++) {
+				keel_raft_tick(r);
+				keel_raft_propose(r, "payload", 7, NULL);
+				drain(r, &o);
+			}
+			assert_true(keel_raft_commit_index(r) <= keel_raft_last_index(r));
+			keel_raft_free(r);
+		} else {
+			assert_int_equal(rc, -ENOMEM);
+		}
+		keel_fault_reset();
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(raft_single_node_elects_itself_and_commits),
+		cmocka_unit_test(raft_figure8_old_term_entry_not_committed_by_counting),
+		cmocka_unit_test(raft_vote_survives_restart),
+		cmocka_unit_test(raft_prevote_stale_log_cannot_win_or_disrupt),
+		cmocka_unit_test(raft_check_quorum_leader_steps_down_alone),
+		cmocka_unit_test(raft_read_index_needs_quorum_and_fails_on_step_down),
+		cmocka_unit_test(raft_leader_transfer_sends_timeout_now_when_caught_up),
+		cmocka_unit_test(raft_follower_forwards_proposals_and_refuses_without_leader),
+		cmocka_unit_test(raft_malformed_messages_are_refused_without_effect),
+		cmocka_unit_test(raft_conf_change_codec_and_rules),
+		cmocka_unit_test(raft_steps_between_ready_and_advance_batch_into_next_ready),
+		cmocka_unit_test(raft_allocation_failures_are_survived),
+	};
+	return cmocka_run_group_tests_name("raft/core", tests, NULL, NULL);
+}
