@@ -57,3 +57,10 @@ run: build
 .PHONY: bench
 bench: build
 	$(BUILD)/bench/bench_crc32c
+	$(BUILD)/bench/bench_raft --dir $(BUILD)/bench-data --seconds 10
+
+# A long run of the consensus simulator: many more seeds than CI's 510 runs.
+.PHONY: soak
+SOAK_SEEDS ?= 1..20000
+soak: build
+	$(BUILD)/tests/sim/raft-sim --seeds $(SOAK_SEEDS) --nodes 1,3,5 --quiet

@@ -1,0 +1,272 @@
+"""The consensus engine in real processes: three raftd daemons on loopback.
+
+raftd (tests/raftd) is a replicated log on lib/raftio's node: WAL with group
+commit, snapshots, the TCP peer transport.  These tests kill and restart the
+processes and check, as a client would, that acknowledged entries survive.
+"""
+
+import signal
+import socket
+import threading
+import time
+
+import pytest
+
+from keelharness import free_ports
+
+TICK_MS = 50
+ELECTION_TICKS = 10
+ELECTION_TIMEOUT = TICK_MS * ELECTION_TICKS / 1000.0
+
+
+class Client:
+    """A line-protocol client for raftd."""
+
+    def __init__(self, port, timeout=2.0):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.file = self.sock.makefile("rb")
+
+    def call(self, line):
+        self.sock.sendall(line.encode() + b"\n")
+        reply = self.file.readline()
+        if not reply:
+            raise ConnectionError("raftd closed the connection")
+        return reply.decode().rstrip("\n")
+
+    def dump(self):
+        self.sock.sendall(b"DUMP\n")
+        head = self.file.readline().decode().split()
+        assert head[0] == "OK", head
+        entries = {}
+        for _ in range(int(head[1])):
+            index, text = self.file.readline().decode().rstrip("\n").split(" ", 1)
+            entries[int(index)] = text
+        return entries
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+def status(port):
+    try:
+        c = Client(port, timeout=0.5)
+        try:
+            reply = c.call("STATUS")
+        finally:
+            c.close()
+    except OSError:
+        return None
+    fields = dict(kv.split("=", 1) for kv in reply.split()[1:])
+    return fields
+
+
+class Cluster:
+    def __init__(self, daemons, build_dir, tmp_path, snapshot_count=10000, snapshot_keep=5000):
+        self.daemons = daemons
+        self.raftd = str(build_dir / "tests" / "raftd" / "raftd")
+        self.tmp = tmp_path
+        ports = free_ports(6)
+        self.peer_ports = {i + 1: ports[i] for i in range(3)}
+        self.client_ports = {i + 1: ports[3 + i] for i in range(3)}
+        self.snapshot_count = snapshot_count
+        self.snapshot_keep = snapshot_keep
+        self.runs = {}
+        self.procs = {}
+
+    def start(self, node_id):
+        run = self.runs.get(node_id, 0) + 1
+        self.runs[node_id] = run
+        peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.peer_ports.items())
+        argv = [self.raftd, "--id", str(node_id), "--data-dir", str(self.tmp / f"n{node_id}"),
+                "--peers", peers, "--listen-client", f"127.0.0.1:{self.client_ports[node_id]}",
+                "--tick-ms", str(TICK_MS), "--election-ticks", str(ELECTION_TICKS),
+                "--snapshot-count", str(self.snapshot_count),
+                "--snapshot-keep", str(self.snapshot_keep)]
+        self.procs[node_id] = self.daemons.start(
+            f"raftd{node_id}-run{run}", argv,
+            ready_tcp=("127.0.0.1", self.client_ports[node_id]))
+
+    def start_all(self):
+        for i in (1, 2, 3):
+            self.start(i)
+
+    def leader(self, timeout=10.0, exclude=()):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for i in (1, 2, 3):
+                if i in exclude or not self.procs[i].alive:
+                    continue
+                st = status(self.client_ports[i])
+                if st and st["role"] == "leader":
+                    return i, int(st["term"])
+            time.sleep(0.01)
+        raise AssertionError("no leader elected")
+
+
+class Writer(threading.Thread):
+    """Writes unique texts through whoever leads; records what was acknowledged."""
+
+    def __init__(self, cluster):
+        super().__init__(daemon=True)
+        self.cluster = cluster
+        self.stop = threading.Event()
+        self.acked = {}
+        self.errors = 0
+
+    def run(self):
+        n = 0
+        target = None
+        client = None
+        while not self.stop.is_set():
+            try:
+                if client is None:
+                    target = target or self.cluster.leader(timeout=5)[0]
+                    client = Client(self.cluster.client_ports[target], timeout=2)
+                n += 1
+                text = f"v{n}"
+                reply = client.call(f"PUT {text}")
+                if reply.startswith("OK "):
+                    index = int(reply.split()[1])
+                    assert index not in self.acked, f"index {index} acknowledged twice"
+                    self.acked[index] = text
+                else:
+                    self.errors += 1
+                    client.close()
+                    client = None
+                    target = None
+                    time.sleep(0.01)
+            except (OSError, ConnectionError, AssertionError):
+                self.errors += 1
+                if client:
+                    client.close()
+                client = None
+                target = None
+                time.sleep(0.02)
+        if client:
+            client.close()
+
+
+@pytest.fixture
+def raftd_built(build_dir):
+    path = build_dir / "tests" / "raftd" / "raftd"
+    if not path.exists():
+        pytest.fail(f"{path} is not built (run `make`)")
+    return path
+
+
+def test_kill_leader_under_load_elects_quickly_and_loses_nothing(daemons, build_dir, tmp_path, raftd_built):
+    cluster = Cluster(daemons, build_dir, tmp_path)
+    cluster.start_all()
+    old, old_term = cluster.leader()
+    writer = Writer(cluster)
+    writer.start()
+    time.sleep(1.5)
+    acked_before = len(writer.acked)
+    assert acked_before > 20, f"only {acked_before} writes acknowledged under load"
+
+    cluster.procs[old].kill(signal.SIGKILL)
+    killed_at = time.monotonic()
+    new, new_term = cluster.leader(timeout=10, exclude=(old,))
+    elected_after = time.monotonic() - killed_at
+    print(f"new leader {new} after {elected_after:.3f}s (election timeout {ELECTION_TIMEOUT}s), "
+          f"{acked_before} writes acknowledged before the kill")
+    assert new != old and new_term > old_term
+    # A follower times out within [E, 2E) of its last heartbeat, then needs one pre-vote and
+    # one vote round trip on loopback.
+    assert elected_after < 2 * ELECTION_TIMEOUT, (
+        f"new leader after {elected_after:.3f}s, election timeout {ELECTION_TIMEOUT}s")
+
+    time.sleep(1.0)
+    writer.stop.set()
+    writer.join(10)
+    assert len(writer.acked) > acked_before, "no write acknowledged by the new leader"
+
+    # Everyone down hard, everyone back: every acknowledged entry must be there.
+    for i in (1, 2, 3):
+        if cluster.procs[i].alive:
+            cluster.procs[i].kill(signal.SIGKILL)
+    for i in (1, 2, 3):
+        cluster.procs[i].stop()
+        cluster.start(i)
+    leader, _ = cluster.leader()
+    client = Client(cluster.client_ports[leader], timeout=10)
+    entries = client.dump()
+    client.close()
+    missing = {i: t for i, t in writer.acked.items() if entries.get(i) != t}
+    assert not missing, f"{len(missing)} acknowledged entries lost, e.g. {list(missing.items())[:5]}"
+    texts = list(entries.values())
+    assert len(texts) == len(set(texts)), "an entry was applied twice"
+
+
+def test_restart_recovers_from_snapshot_plus_wal(daemons, build_dir, tmp_path, raftd_built):
+    cluster = Cluster(daemons, build_dir, tmp_path, snapshot_count=50, snapshot_keep=10)
+    cluster.start_all()
+    leader, _ = cluster.leader()
+    client = Client(cluster.client_ports[leader])
+    acked = {}
+    for n in range(230):
+        reply = client.call(f"PUT s{n}")
+        assert reply.startswith("OK "), reply
+        acked[int(reply.split()[1])] = f"s{n}"
+    client.close()
+    assert list((tmp_path / f"n{leader}" / "snap").glob("*.snap")), "no snapshot was taken"
+    for i in (1, 2, 3):
+        cluster.procs[i].stop()
+    for i in (1, 2, 3):
+        cluster.start(i)
+    leader, _ = cluster.leader()
+    for i in (1, 2, 3):
+        c = Client(cluster.client_ports[i], timeout=5)
+        if i == leader:
+            entries = c.dump()
+            assert all(entries.get(k) == v for k, v in acked.items())
+            assert len(entries) == len(acked)
+        c.close()
+
+
+def test_lagging_follower_catches_up_through_a_snapshot(daemons, build_dir, tmp_path, raftd_built):
+    cluster = Cluster(daemons, build_dir, tmp_path, snapshot_count=40, snapshot_keep=5)
+    cluster.start_all()
+    leader, _ = cluster.leader()
+    lagging = next(i for i in (1, 2, 3) if i != leader)
+    cluster.procs[lagging].stop()
+    client = Client(cluster.client_ports[leader])
+    for n in range(200):
+        assert client.call(f"PUT c{n}").startswith("OK ")
+    leader_status = status(cluster.client_ports[leader])
+    client.close()
+    cluster.start(lagging)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        st = status(cluster.client_ports[lagging])
+        if st and int(st["applied"]) >= int(leader_status["commit"]):
+            break
+        time.sleep(0.05)
+    else:
+        pytest.fail(f"follower {lagging} did not catch up: {status(cluster.client_ports[lagging])}")
+    # It got there by snapshot: its own snapshot directory holds the leader's.
+    assert list((tmp_path / f"n{lagging}" / "snap").glob("*.snap"))
+
+
+def test_bad_client_input_gets_errors_and_the_daemon_lives(daemons, build_dir, tmp_path, raftd_built):
+    cluster = Cluster(daemons, build_dir, tmp_path)
+    cluster.start_all()
+    leader, _ = cluster.leader()
+    c = Client(cluster.client_ports[leader])
+    assert c.call("NONSENSE") == "ERR bad request"
+    assert c.call("GET notanumber") == "ERR bad request"
+    assert c.call("PUT ") == "ERR bad request"
+    assert c.call("GET 999999") == "ERR notfound"
+    follower = next(i for i in (1, 2, 3) if i != leader)
+    f = Client(cluster.client_ports[follower])
+    assert f.call("PUT x").startswith("ERR notleader ")
+    f.close()
+    # Binary junk and a very long line: the connection may be dropped, the daemon stays.
+    raw = socket.create_connection(("127.0.0.1", cluster.client_ports[leader]))
+    raw.sendall(bytes(range(256)) * 8192)
+    raw.close()
+    time.sleep(0.2)
+    assert cluster.procs[leader].alive
+    assert c.call("PUT after").startswith("OK ")
+    c.close()
