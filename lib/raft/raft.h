@@ -227,7 +227,8 @@ int keel_raft_step(struct keel_raft *r, const struct keel_raft_msg *m);
 int keel_raft_propose(struct keel_raft *r, const void *data, size_t len, uint64_t *ret_index);
 
 /* Propose a membership change (leader only: -KEEL_ENOT_LEADER otherwise). -EBUSY while another
- * change is uncommitted or before the leader has committed an entry of its term; -EINVAL if the
+ * change is uncommitted, before the leader has committed an entry of its term, or when a
+ * learner to promote does not yet hold every committed entry; -EINVAL if the
  * change makes no sense (removing an absent node, adding a present one with the same role, a
  * configuration with no voter, more than KEEL_RAFT_MAX_NODES). */
 int keel_raft_propose_conf_change(struct keel_raft *r, const struct keel_raft_conf_change *cc,

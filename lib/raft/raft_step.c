@@ -632,6 +632,13 @@ int keel_raft_propose_conf_change(struct keel_raft *r, const struct keel_raft_co
 	int rc = raft_conf_check(&r->conf, cc);
 	if (rc < 0)
 		return rc;
+	if (cc->type == KEEL_RAFT_ADD_VOTER && keel_raft_conf_has_learner(&r->conf, cc->node)) {
+		/* A learner votes only once it holds everything committed: promoting a learner
+		 * that lags would count an empty log towards the quorum (§4.2.1). */
+		struct progress *p = raft_progress(r, cc->node);
+		if (!p || p->match < r->log.committed)
+			return -EBUSY;
+	}
 	uint8_t stack[256];
 	size_t need = keel_raft_conf_change_encode(cc, stack, sizeof(stack));
 	uint8_t *buf = need <= sizeof(stack) ? stack : keel_malloc(need);

@@ -74,7 +74,7 @@ class Cluster:
         self.runs = {}
         self.procs = {}
 
-    def start(self, node_id):
+    def start(self, node_id, env=None):
         run = self.runs.get(node_id, 0) + 1
         self.runs[node_id] = run
         peers = ",".join(f"{i}=127.0.0.1:{p}" for i, p in self.peer_ports.items())
@@ -84,7 +84,7 @@ class Cluster:
                 "--snapshot-count", str(self.snapshot_count),
                 "--snapshot-keep", str(self.snapshot_keep)]
         self.procs[node_id] = self.daemons.start(
-            f"raftd{node_id}-run{run}", argv,
+            f"raftd{node_id}-run{run}", argv, env=env,
             ready_tcp=("127.0.0.1", self.client_ports[node_id]))
 
     def start_all(self):
@@ -270,3 +270,37 @@ def test_bad_client_input_gets_errors_and_the_daemon_lives(daemons, build_dir, t
     assert cluster.procs[leader].alive
     assert c.call("PUT after").startswith("OK ")
     c.close()
+
+
+def test_failing_disk_stops_the_node_and_loses_nothing(daemons, build_dir, tmp_path, raftd_built):
+    """A member whose fdatasync starts failing stops (a failed fsync cannot be retried safely);
+    the others go on, and once it restarts on a good disk it holds every acknowledged entry."""
+    cluster = Cluster(daemons, build_dir, tmp_path)
+    cluster.start(1)
+    cluster.start(2)
+    cluster.start(3, env={"KEEL_FAULT": "fdatasync:40:-1:EIO"})
+    writer = Writer(cluster)
+    writer.start()
+    deadline = time.monotonic() + 20
+    while cluster.procs[3].alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not cluster.procs[3].alive, "node 3 kept running on a failing disk"
+    assert cluster.procs[3].exit_code == 1
+    assert "the node failed" in cluster.procs[3].log_text()
+    acked_at_failure = len(writer.acked)
+    time.sleep(1.5)
+    writer.stop.set()
+    writer.join(10)
+    assert len(writer.acked) > acked_at_failure, "the two healthy members stopped accepting writes"
+    cluster.procs[3].stop()
+    cluster.start(3)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        c = Client(cluster.client_ports[3], timeout=5)
+        entries = c.dump() if status(cluster.client_ports[3]).get("leader") != "0" else {}
+        c.close()
+        if all(entries.get(i) == t for i, t in writer.acked.items()):
+            break
+        time.sleep(0.1)
+    missing = {i: t for i, t in writer.acked.items() if entries.get(i) != t}
+    assert not missing, f"{len(missing)} acknowledged entries missing on the restarted node"

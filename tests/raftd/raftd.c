@@ -6,6 +6,8 @@
  *   GET <index>   -> OK <text>             (linearizable: after a read barrier) | ERR ...
  *   DUMP          -> OK <n>, then n lines "<index> <text>" (linearizable)
  *   STATUS        -> OK id=.. role=.. term=.. leader=.. commit=.. applied=.. syncs=.. synced=..
+ *
+ * KEEL_FAULT in the environment arms fault injection (lib/base/fault.h), for disk-failure tests.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -17,6 +19,7 @@
 
 #include "base/buf.h"
 #include "base/config.h"
+#include "base/fault.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
@@ -519,6 +522,12 @@ int main(int argc, char **argv)
 	enum keel_log_level lvl;
 	if (keel_log_parse_level(cfg.log_level, &lvl) == 0)
 		keel_log_set_level(lvl);
+	/* Fault injection for tests: e.g. KEEL_FAULT=fdatasync:30:-1:EIO fails every fdatasync
+	 * after the 30th, as a dying disk would. */
+	if (keel_fault_parse(getenv("KEEL_FAULT")) < 0) {
+		fprintf(stderr, "raftd: bad KEEL_FAULT spec\n");
+		return 2;
+	}
 	keel_mem_use_for_jansson();
 
 	size_t np = keel_strv_len(cfg.peers);

@@ -448,7 +448,18 @@ static void raft_conf_change_codec_and_rules(void **state)
 	assert_int_equal(keel_raft_propose_conf_change(r, &add4, &idx), 0);
 	assert_true(keel_raft_conf_has_learner(keel_raft_conf(r), 4)); /* effective when appended */
 	struct keel_raft_conf_change promote = {.type = KEEL_RAFT_ADD_VOTER, .node = 4};
-	assert_int_equal(keel_raft_propose_conf_change(r, &promote, NULL), -EBUSY);
+	assert_int_equal(keel_raft_propose_conf_change(r, &promote, NULL), -EBUSY); /* one at a time */
+	/* Once the learner's addition commits, promotion still waits for it to catch up. */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 2,
+					  .term = keel_raft_term(r), .index = idx});
+	drain(r, &o);
+	assert_int_equal(keel_raft_commit_index(r), idx);
+	assert_int_equal(keel_raft_propose_conf_change(r, &promote, NULL), -EBUSY); /* learner lags */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 4,
+					  .term = keel_raft_term(r), .index = idx});
+	drain(r, &o);
+	assert_int_equal(keel_raft_propose_conf_change(r, &promote, NULL), 0);
+	assert_true(keel_raft_conf_has_voter(keel_raft_conf(r), 4));
 	keel_raft_free(r);
 }
 

@@ -197,8 +197,10 @@ static bool caught_up(struct sim *s, void *arg)
 {
 	keel_raft_id id = *(keel_raft_id *)arg;
 	keel_raft_id l = sim_leader(s);
+	/* Caught up, and the leader knows it (what promotion checks). */
 	return l && sim_raft(s, id) &&
-	       keel_raft_applied_index(sim_raft(s, id)) == keel_raft_commit_index(sim_raft(s, l));
+	       keel_raft_applied_index(sim_raft(s, id)) == keel_raft_commit_index(sim_raft(s, l)) &&
+	       keel_raft_peer_match(sim_raft(s, l), id) >= keel_raft_commit_index(sim_raft(s, l));
 }
 
 /* A learner added after the log was compacted catches up through a snapshot, then is promoted. */
