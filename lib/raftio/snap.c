@@ -16,6 +16,7 @@
 #include "base/crc32c.h"
 #include "base/mem.h"
 #include "base/sys.h"
+#include "raftio/names.h"
 
 /* Header: magic[8], u32 version, u32 header length, u64 index, u64 term, u32 voters,
  * u32 learners, the voter ids and learner ids (u64 each), u32 crc32c of the header before it.
@@ -28,8 +29,6 @@
 #define SNAP_TRAILER 16
 #define SNAP_TRAILER_MAGIC "KEND"
 
-#define SNAP_NAME_LEN 38 /* 16 hex, '-', 16 hex, ".snap" */
-#define SNAP_TMP_SUFFIX ".tmp"
 #define SNAP_CHUNK ((size_t)64 << 10)
 
 struct keel_snap_writer {
@@ -62,39 +61,6 @@ static void put64(uint8_t *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static bool parse_hex16(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 16; i++) {
-		char c = s[i];
-		unsigned d;
-		if (c >= '0' && c <= '9')
-			d = (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			d = (unsigned)(c - 'a' + 10);
-		else
-			return false;
-		v = v << 4 | d;
-	}
-	*ret = v;
-	return true;
-}
-
-/* Accepts exactly `%016llx-%016llx.snap`, optionally followed by the temp suffix. */
-static bool snap_parse_name(const char *name, uint64_t *term, uint64_t *index, bool *tmp)
-{
-	size_t len = strlen(name);
-	if (len == SNAP_NAME_LEN)
-		*tmp = false;
-	else if (len == SNAP_NAME_LEN + strlen(SNAP_TMP_SUFFIX) &&
-		 strcmp(name + SNAP_NAME_LEN, SNAP_TMP_SUFFIX) == 0)
-		*tmp = true;
-	else
-		return false;
-	return parse_hex16(name, term) && name[16] == '-' && parse_hex16(name + 17, index) &&
-	       memcmp(name + 33, ".snap", 5) == 0;
 }
 
 static char *snap_path(const char *dir, uint64_t term, uint64_t index, const char *suffix)
@@ -183,7 +149,7 @@ int keel_snap_writer_open(const char *dir, const struct keel_raft_snapshot_meta 
 	int r;
 	wr->dir = keel_strdup(dir);
 	wr->path = snap_path(dir, meta->term, meta->index, "");
-	wr->tmp = snap_path(dir, meta->term, meta->index, SNAP_TMP_SUFFIX);
+	wr->tmp = snap_path(dir, meta->term, meta->index, RAFTIO_TMP_SUFFIX);
 	wr->buf = keel_malloc(SNAP_CHUNK);
 	if (!wr->dir || !wr->path || !wr->tmp || !wr->buf) {
 		r = keel_err_set(err, -ENOMEM, "snap: out of memory");
@@ -557,7 +523,7 @@ static int snap_list(const char *dir, struct snap_ent **ret, size_t *ret_n, stru
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		struct snap_ent e;
-		if (!snap_parse_name(de->d_name, &e.term, &e.index, &e.tmp))
+		if (!raftio_parse_file_name(de->d_name, ".snap", &e.term, &e.index, &e.tmp))
 			continue;
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 16;
@@ -663,7 +629,7 @@ int keel_snap_retain(const char *dir, size_t keep, struct keel_err *err)
 	size_t kept = 0;
 	int deleted = 0;
 	for (size_t i = 0; i < n; i++) {
-		char *path = snap_path(dir, ents[i].term, ents[i].index, ents[i].tmp ? SNAP_TMP_SUFFIX : "");
+		char *path = snap_path(dir, ents[i].term, ents[i].index, ents[i].tmp ? RAFTIO_TMP_SUFFIX : "");
 		if (!path) {
 			r = keel_err_set(err, -ENOMEM, "snap: out of memory");
 			break;

@@ -17,6 +17,7 @@
 #include "base/crc32c.h"
 #include "base/mem.h"
 #include "base/sys.h"
+#include "raftio/names.h"
 
 /* Segment header: magic[8], u32 version, u32 reserved (0), u64 seq, u64 first index,
  * u32 crc32c of the 32 bytes before it, u32 zero. Records start right after it. */
@@ -42,7 +43,6 @@ enum wal_rec_type {
 
 /* Segment names: 16 hex digits, '-', 16 hex digits, ".wal" (37 characters). */
 #define WAL_NAME_LEN 37
-#define WAL_TMP_SUFFIX ".tmp"
 
 struct wal_seg {
 	uint64_t seq;
@@ -106,39 +106,6 @@ static int wal_seg_path(const struct keel_wal *w, char *out, size_t size, uint64
 	int n = snprintf(out, size, "%s/%016llx-%016llx.wal%s", w->dir, (unsigned long long)seq,
 			 (unsigned long long)first, suffix);
 	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
-}
-
-static bool parse_hex16(const char *s, uint64_t *ret)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 16; i++) {
-		char c = s[i];
-		unsigned d;
-		if (c >= '0' && c <= '9')
-			d = (unsigned)(c - '0');
-		else if (c >= 'a' && c <= 'f')
-			d = (unsigned)(c - 'a' + 10);
-		else
-			return false;
-		v = v << 4 | d;
-	}
-	*ret = v;
-	return true;
-}
-
-/* Accepts exactly the names wal_seg_name() makes, with or without the temp suffix. */
-static bool wal_parse_name(const char *name, uint64_t *seq, uint64_t *first, bool *tmp)
-{
-	size_t len = strlen(name);
-	if (len == WAL_NAME_LEN)
-		*tmp = false;
-	else if (len == WAL_NAME_LEN + strlen(WAL_TMP_SUFFIX) &&
-		 strcmp(name + WAL_NAME_LEN, WAL_TMP_SUFFIX) == 0)
-		*tmp = true;
-	else
-		return false;
-	return parse_hex16(name, seq) && name[16] == '-' && parse_hex16(name + 17, first) &&
-	       memcmp(name + 33, ".wal", 4) == 0;
 }
 
 static void wal_encode_header(uint8_t hdr[WAL_HDR_SIZE], uint64_t seq, uint64_t first)
@@ -683,7 +650,7 @@ static int wal_create_segment(struct keel_wal *w, uint64_t seq, uint64_t first, 
 {
 	keel_assert(w->n_segs < w->cap_segs); /* reserved before anything was written */
 	char tmp[PATH_MAX], path[PATH_MAX];
-	int r = wal_seg_path(w, tmp, sizeof(tmp), seq, first, WAL_TMP_SUFFIX);
+	int r = wal_seg_path(w, tmp, sizeof(tmp), seq, first, RAFTIO_TMP_SUFFIX);
 	if (!r)
 		r = wal_seg_path(w, path, sizeof(path), seq, first, "");
 	if (r)
@@ -1016,11 +983,11 @@ static int wal_list(struct keel_wal *w, struct keel_err *err)
 	while ((de = readdir(d))) {
 		uint64_t seq, first;
 		bool tmp;
-		if (!wal_parse_name(de->d_name, &seq, &first, &tmp))
+		if (!raftio_parse_file_name(de->d_name, ".wal", &seq, &first, &tmp))
 			continue;
 		if (tmp) {
 			char path[PATH_MAX];
-			r = wal_seg_path(w, path, sizeof(path), seq, first, WAL_TMP_SUFFIX);
+			r = wal_seg_path(w, path, sizeof(path), seq, first, RAFTIO_TMP_SUFFIX);
 			if (!r)
 				r = keel_sys_unlink(path);
 			if (r && r != -ENOENT) {

@@ -4,6 +4,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
@@ -131,25 +133,6 @@ static void ticker_start(struct fixture *f, struct node *from, keel_raft_id to)
 }
 
 /* ---- files -------------------------------------------------------------------------------- */
-
-static void remove_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			char sub[512];
-			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-			remove_tree(sub);
-		}
-		closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
 
 static uint8_t *read_file(const char *path, size_t *ret_len)
 {
@@ -472,7 +455,7 @@ static int teardown(void **state)
 	for (int i = 0; i < MAX_NODES; i++)
 		if (f->n[i].t && !f->n[i].closed)
 			r = -1;
-	remove_tree(f->root);
+	test_remove_tree(f->root);
 	free(f);
 	return r == 0 && open == 0 ? 0 : -1;
 }
@@ -507,7 +490,7 @@ static int group_setup(void **state)
 
 static int group_teardown(void **state)
 {
-	remove_tree(certs.dir);
+	test_remove_tree(certs.dir);
 	return 0;
 }
 

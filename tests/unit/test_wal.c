@@ -4,6 +4,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "testutil.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,25 +27,6 @@ struct fixture {
 	char dir[96]; /* root/wal: the WAL creates it */
 };
 
-static void remove_tree(const char *path)
-{
-	DIR *d = opendir(path);
-	if (d) {
-		struct dirent *e;
-		while ((e = readdir(d))) {
-			if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-				continue;
-			char sub[512];
-			snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-			remove_tree(sub);
-		}
-		closedir(d);
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
-
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
@@ -61,7 +44,7 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	keel_fault_reset();
-	remove_tree(f->root);
+	test_remove_tree(f->root);
 	free(f);
 	return 0;
 }
@@ -923,7 +906,7 @@ static void run_model(const struct fixture *f, uint64_t seed)
 	struct model m = {.terms = calloc(100000, sizeof(uint64_t))};
 	uint64_t cur_term = 1;
 	rnd_state = seed;
-	remove_tree(f->dir);
+	test_remove_tree(f->dir);
 	struct keel_wal *w = open_wal(f->dir, SMALL_SEGMENT, NULL);
 	struct keel_err err = {0};
 	for (int op = 0; op < 2500; op++) {
