@@ -42,6 +42,7 @@ struct node {
 	struct sm sm;
 	bool io_busy;
 	uint64_t io_gen;
+	uint64_t tick_gen; /* one tick chain per run of the node: a restart starts a new one */
 	struct keel_raft_ready rd;
 	struct blob *incoming_snap; /* data that came with the last MSG_SNAPSHOT */
 	struct pending_read *reads;

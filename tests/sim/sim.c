@@ -508,7 +508,10 @@ static int start_node(struct sim *s, struct node *n, const struct keel_raft_conf
 	n->up = true;
 	n->io_busy = false;
 	n->known_commit = 0;
-	schedule(s, rand_between(s, 1, TICK_MS), EV_TICK, n->id, 0);
+	/* A tick of the previous run may still be queued (a crash and restart within one tick):
+	 * it must not start a second chain, or this node's clock would run twice as fast. */
+	n->tick_gen++;
+	schedule(s, rand_between(s, 1, TICK_MS), EV_TICK, n->id, n->tick_gen);
 	return 0;
 }
 
@@ -785,9 +788,9 @@ static void process(struct sim *s, struct event *e)
 	struct node *n = node_of(s, e->node);
 	switch (e->type) {
 	case EV_TICK:
-		if (n && n->up) {
+		if (n && n->up && e->gen == n->tick_gen) {
 			keel_raft_tick(n->raft);
-			schedule(s, TICK_MS, EV_TICK, n->id, 0);
+			schedule(s, TICK_MS, EV_TICK, n->id, n->tick_gen);
 			pump(s, n);
 		}
 		break;
