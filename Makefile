@@ -47,12 +47,10 @@ fuzz: $(FUZZ_BUILD)/build.ninja
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
 
-# Keel's main job: a local keel-kv cluster. keel-kv does not exist yet (issue: keel-kv), so this
-# says so instead of pretending.
+# Keel's main job: a local 3-member keel-kv cluster on loopback (scripts/run-cluster).
 .PHONY: run
 run: build
-	@echo "make run: keel-kv is not built yet; the local cluster arrives with it." >&2
-	@exit 1
+	scripts/run-cluster
 
 .PHONY: bench
 bench: build

@@ -438,6 +438,16 @@ int keel_node_propose(struct keel_node *n, const void *data, size_t len, keel_no
 	return 0;
 }
 
+int keel_node_propose_forward(struct keel_node *n, const void *data, size_t len)
+{
+	if (n->failed || n->stopping)
+		return -KEEL_ESTOPPED;
+	int r = keel_raft_propose(n->raft, data, len, NULL);
+	if (r == 0)
+		pump(n);
+	return r;
+}
+
 int keel_node_propose_conf_change(struct keel_node *n, const struct keel_raft_conf_change *cc,
 				  keel_node_done_fn *cb, void *ud)
 {
@@ -487,6 +497,7 @@ int keel_node_set_peer(struct keel_node *n, keel_raft_id id, const char *host, u
 keel_raft_id keel_node_id(const struct keel_node *n) { return n->cfg.id; }
 keel_raft_id keel_node_leader(const struct keel_node *n) { return keel_raft_leader(n->raft); }
 uint64_t keel_node_term(const struct keel_node *n) { return keel_raft_term(n->raft); }
+uint64_t keel_node_commit_index(const struct keel_node *n) { return keel_raft_commit_index(n->raft); }
 bool keel_node_is_leader(const struct keel_node *n) { return keel_raft_role(n->raft) == KEEL_RAFT_LEADER; }
 uint16_t keel_node_port(const struct keel_node *n) { return keel_transport_port(n->tr); }
 const struct keel_raft *keel_node_raft(const struct keel_node *n) { return n->raft; }
@@ -627,9 +638,10 @@ int keel_node_start(uv_loop_t *loop, const struct keel_node_config *cfg, struct 
 	uv_timer_init(loop, &n->tick);
 	uv_idle_init(loop, &n->idle);
 	n->tick.data = n->idle.data = n;
-	uv_timer_start(&n->tick, tick_cb, n->cfg.tick_ms, n->cfg.tick_ms);
+	/* The first tick applies what recovery found: no application callback runs inside this
+	 * call, before the caller even has the node's pointer. */
+	uv_timer_start(&n->tick, tick_cb, 1, n->cfg.tick_ms);
 	n->open_handles = 2;
-	pump(n);
 	*ret = n;
 	return 0;
 }

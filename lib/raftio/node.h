@@ -63,7 +63,8 @@ struct keel_node_config {
 };
 
 /* Open the data directory (recovering the WAL and the newest snapshot), start listening and
- * ticking. Errors: -EINVAL (config), -KEEL_ECORRUPT (the WAL or snapshots are damaged beyond a
+ * ticking. The state machine's callbacks run from the loop only, never inside this call (the
+ * first apply happens on the first tick). Errors: -EINVAL (config), -KEEL_ECORRUPT (the WAL or snapshots are damaged beyond a
  * torn tail), -errno. */
 int keel_node_start(uv_loop_t *loop, const struct keel_node_config *cfg, struct keel_node **ret,
 		    struct keel_err *err);
@@ -77,6 +78,11 @@ typedef void keel_node_done_fn(void *ud, int status, uint64_t index);
 int keel_node_propose(struct keel_node *n, const void *data, size_t len, keel_node_done_fn *cb, void *ud);
 int keel_node_propose_conf_change(struct keel_node *n, const struct keel_raft_conf_change *cc,
 				  keel_node_done_fn *cb, void *ud);
+/* Replicate data from any member: a follower forwards it to the leader. Nothing reports the
+ * outcome: the application recognises its entries when they are applied (a request id inside
+ * the data, as etcd does) and gives up after a timeout. -KEEL_ENOT_LEADER when no leader is
+ * known, -KEEL_ESTOPPED, -EBUSY, -ENOMEM. */
+int keel_node_propose_forward(struct keel_node *n, const void *data, size_t len);
 /* A linearizable read point: the callback runs once everything committed before the call is
  * applied here (index = that point), so a read of local state then is linearizable. */
 int keel_node_read_barrier(struct keel_node *n, keel_node_done_fn *cb, void *ud);
@@ -89,6 +95,7 @@ int keel_node_set_peer(struct keel_node *n, keel_raft_id id, const char *host, u
 keel_raft_id keel_node_id(const struct keel_node *n);
 keel_raft_id keel_node_leader(const struct keel_node *n);
 uint64_t keel_node_term(const struct keel_node *n);
+uint64_t keel_node_commit_index(const struct keel_node *n);
 bool keel_node_is_leader(const struct keel_node *n);
 uint16_t keel_node_port(const struct keel_node *n);
 const struct keel_raft *keel_node_raft(const struct keel_node *n);

@@ -1,0 +1,177 @@
+#include "cluster.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "base/str.h"
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+static uint64_t be64(const unsigned char *p)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static uint64_t sha1_prefix(const void *data, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha1(), NULL) || mdlen < 8)
+		abort(); /* SHA-1 of a buffer cannot fail short of a broken libcrypto */
+	return be64(md);
+}
+
+uint64_t kv_member_id(char *const *sorted_urls, size_t n, const char *token)
+{
+	char buf[KV_MAX_URLS * 512 + 512];
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(sorted_urls[i]);
+		if (len + l < sizeof(buf)) {
+			memcpy(buf + len, sorted_urls[i], l);
+			len += l;
+		}
+	}
+	size_t t = strlen(token);
+	if (len + t < sizeof(buf)) {
+		memcpy(buf + len, token, t);
+		len += t;
+	}
+	return sha1_prefix(buf, len);
+}
+
+uint64_t kv_cluster_id(const uint64_t *ids, size_t n)
+{
+	uint64_t sorted[KV_MAX_MEMBERS];
+	memcpy(sorted, ids, n * sizeof(*ids));
+	qsort(sorted, n, sizeof(*sorted), cmp_u64);
+	unsigned char buf[8 * KV_MAX_MEMBERS];
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < 8; k++)
+			buf[i * 8 + (size_t)k] = (unsigned char)(sorted[i] >> (56 - 8 * k));
+	return sha1_prefix(buf, n * 8);
+}
+
+int kv_parse_url(const char *url, char *scheme, size_t ssize, char *host, size_t hsize, uint16_t *port)
+{
+	const char *rest;
+	if ((rest = keel_startswith(url, "http://")))
+		snprintf(scheme, ssize, "http");
+	else if ((rest = keel_startswith(url, "https://")))
+		snprintf(scheme, ssize, "https");
+	else
+		return -EINVAL;
+	const char *colon = strrchr(rest, ':');
+	const char *slash = strchr(rest, '/');
+	if (!colon || colon == rest || (slash && slash < colon))
+		return -EINVAL;
+	size_t hlen = (size_t)(colon - rest);
+	if (rest[0] == '[' && hlen >= 2 && rest[hlen - 1] == ']') { /* [::1]:2379 */
+		rest++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= hsize)
+		return -EINVAL;
+	char portbuf[8];
+	size_t plen = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
+	if (plen == 0 || plen >= sizeof(portbuf) || (slash && slash[1]))
+		return -EINVAL;
+	memcpy(portbuf, colon + 1, plen);
+	portbuf[plen] = '\0';
+	uint64_t p;
+	if (keel_parse_u64(portbuf, &p) < 0 || p == 0 || p > 65535)
+		return -EINVAL;
+	memcpy(host, rest, hlen);
+	host[hlen] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+const struct kv_member *kv_cluster_find_name(const struct kv_cluster *c, const char *name)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (strcmp(c->members[i].name, name) == 0)
+			return &c->members[i];
+	return NULL;
+}
+
+void kv_cluster_free(struct kv_cluster *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		keel_free(c->members[i].name);
+		for (size_t k = 0; k < c->members[i].n_peer_urls; k++)
+			keel_free(c->members[i].peer_urls[k]);
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+int kv_cluster_parse(char *const *initial_cluster, const char *token, struct kv_cluster *ret,
+		     struct keel_err *err)
+{
+	struct kv_cluster c = {0};
+	for (size_t i = 0; initial_cluster && initial_cluster[i]; i++) {
+		const char *item = initial_cluster[i];
+		const char *eq = strchr(item, '=');
+		char scheme[8], host[256];
+		uint16_t port;
+		if (!eq || eq == item || kv_parse_url(eq + 1, scheme, sizeof(scheme), host, sizeof(host), &port) < 0) {
+			kv_cluster_free(&c);
+			return keel_err_set(err, -EINVAL, "invalid --initial-cluster entry \"%s\" (want name=http://host:port)", item);
+		}
+		struct kv_member *m = NULL;
+		for (size_t k = 0; k < c.n; k++)
+			if (strlen(c.members[k].name) == (size_t)(eq - item) && !memcmp(c.members[k].name, item, (size_t)(eq - item)))
+				m = &c.members[k];
+		if (!m) {
+			if (c.n == KV_MAX_MEMBERS) {
+				kv_cluster_free(&c);
+				return keel_err_set(err, -EINVAL, "--initial-cluster: at most %d members", KV_MAX_MEMBERS);
+			}
+			m = &c.members[c.n++];
+			m->name = keel_strndup(item, (size_t)(eq - item));
+			if (!m->name) {
+				kv_cluster_free(&c);
+				return keel_err_set(err, -ENOMEM, "out of memory");
+			}
+		}
+		if (m->n_peer_urls == KV_MAX_URLS || !(m->peer_urls[m->n_peer_urls] = keel_strdup(eq + 1))) {
+			kv_cluster_free(&c);
+			return keel_err_set(err, -EINVAL, "--initial-cluster: too many URLs for %s", m->name);
+		}
+		m->n_peer_urls++;
+	}
+	if (c.n == 0)
+		return keel_err_set(err, -EINVAL, "--initial-cluster is empty");
+	uint64_t ids[KV_MAX_MEMBERS];
+	for (size_t i = 0; i < c.n; i++) {
+		struct kv_member *m = &c.members[i];
+		qsort(m->peer_urls, m->n_peer_urls, sizeof(char *), cmp_str);
+		m->id = kv_member_id(m->peer_urls, m->n_peer_urls, token);
+		ids[i] = m->id;
+		for (size_t k = 0; k < i; k++)
+			if (ids[k] == m->id) {
+				kv_cluster_free(&c);
+				return keel_err_set(err, -EINVAL, "--initial-cluster: members %s and %s have the same peer URLs",
+						    c.members[k].name, m->name);
+			}
+	}
+	c.id = kv_cluster_id(ids, c.n);
+	*ret = c;
+	return 0;
+}

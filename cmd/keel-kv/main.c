@@ -1,0 +1,143 @@
+/* keel-kv: an etcd-compatible (v2 API) replicated key-value store. This file only turns the
+ * command line into a server configuration and runs the loop; lib/kv does the work. */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/str.h"
+#include "cluster.h"
+#include "flags.h"
+#include "kv/server.h"
+
+static uv_loop_t *loop;
+static struct keel_kv_server *server;
+
+static void on_fatal(void *ud, const char *why)
+{
+	(void)ud;
+	keel_log(KEEL_LOG_ERROR, "stopping: the member cannot go on", KEEL_LF_STR("error", why));
+	exit(1);
+}
+
+static void stopped(void *ud)
+{
+	(void)ud;
+	uv_stop(loop);
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+	keel_log(KEEL_LOG_INFO, "received signal; shutting down", KEEL_LF_INT("signal", sig));
+	uv_signal_stop(h);
+	if (server)
+		keel_kv_server_stop(server, stopped, NULL);
+	else
+		uv_stop(loop);
+}
+
+static void setup_logging(const struct kv_flags *f)
+{
+	enum keel_log_level lvl = KEEL_LOG_INFO;
+	enum keel_log_format fmt = KEEL_LOG_TEXT;
+	keel_log_parse_level(f->log_level, &lvl);
+	if (f->debug)
+		lvl = KEEL_LOG_DEBUG;
+	if (keel_streq(f->logger, "json") || keel_streq(f->logger, "zap"))
+		fmt = KEEL_LOG_JSON;
+	keel_log_setup("keel-kv", lvl, fmt, 2);
+}
+
+int main(int argc, char **argv)
+{
+	struct kv_flags f = {0};
+	struct keel_err err;
+	keel_log_setup("keel-kv", KEEL_LOG_INFO, KEEL_LOG_TEXT, 2);
+	int r = kv_flags_parse(&f, argc, argv, &err);
+	if (r == -KEEL_EHELP) {
+		keel_config_help(&kv_flags_spec, stdout);
+		return 0;
+	}
+	if (r == -KEEL_EVERSION) {
+		printf("%s\n", kv_flags_spec.version);
+		return 0;
+	}
+	if (r < 0) {
+		fprintf(stderr, "keel-kv: %s\n", err.msg);
+		return 2;
+	}
+	setup_logging(&f);
+	keel_mem_use_for_jansson();
+
+	struct kv_cluster cluster;
+	if (kv_cluster_parse(f.initial_cluster, f.initial_cluster_token, &cluster, &err) < 0) {
+		fprintf(stderr, "keel-kv: %s\n", err.msg);
+		return 2;
+	}
+	const struct kv_member *self = kv_cluster_find_name(&cluster, f.name);
+	if (!self) {
+		fprintf(stderr, "keel-kv: couldn't find local name \"%s\" in the initial cluster configuration\n", f.name);
+		return 2;
+	}
+	/* Peers listen where --listen-peer-urls says; the first one carries the transport. */
+	char scheme[8], peer_host[256];
+	uint16_t peer_port;
+	if (!f.listen_peer_urls || !f.listen_peer_urls[0] ||
+	    kv_parse_url(f.listen_peer_urls[0], scheme, sizeof(scheme), peer_host, sizeof(peer_host), &peer_port) < 0) {
+		fprintf(stderr, "keel-kv: invalid --listen-peer-urls\n");
+		return 2;
+	}
+	for (size_t i = 1; f.listen_peer_urls[i]; i++)
+		keel_log(KEEL_LOG_WARN, "only the first peer URL is listened on", KEEL_LF_STR("ignored", f.listen_peer_urls[i]));
+
+	struct keel_kv_member_cfg members[KV_MAX_MEMBERS];
+	for (size_t i = 0; i < cluster.n; i++) {
+		members[i] = (struct keel_kv_member_cfg){.id = cluster.members[i].id, .name = cluster.members[i].name,
+							  .n_peer_urls = cluster.members[i].n_peer_urls};
+		for (size_t k = 0; k < cluster.members[i].n_peer_urls; k++)
+			members[i].peer_urls[k] = cluster.members[i].peer_urls[k];
+	}
+	struct keel_kv_server_config sc = {
+		.name = f.name, .member_id = self->id, .cluster_id = cluster.id, .data_dir = f.data_dir,
+		.members = members, .n_members = cluster.n, .join = f.initial_cluster_state == 1,
+		.client_urls = (const char *const *)f.listen_client_urls,
+		.n_client_urls = keel_strv_len(f.listen_client_urls),
+		.advertise_client_urls = (const char *const *)f.advertise_client_urls,
+		.n_advertise_client_urls = keel_strv_len(f.advertise_client_urls),
+		.peer_listen_host = peer_host, .peer_listen_port = peer_port,
+		.cert_file = f.cert_file, .key_file = f.key_file, .trusted_ca_file = f.trusted_ca_file,
+		.client_cert_auth = f.client_cert_auth, .peer_cert_file = f.peer_cert_file,
+		.peer_key_file = f.peer_key_file, .peer_trusted_ca_file = f.peer_trusted_ca_file,
+		.peer_client_cert_auth = f.peer_client_cert_auth,
+		.heartbeat_ms = (unsigned)f.heartbeat_interval, .election_ms = (unsigned)f.election_timeout,
+		.snapshot_count = f.snapshot_count, .max_request_bytes = f.max_request_bytes,
+		.on_fatal = on_fatal,
+	};
+	signal(SIGPIPE, SIG_IGN);
+	loop = uv_default_loop();
+	r = keel_kv_server_start(loop, &sc, &server, &err);
+	if (r < 0) {
+		keel_log(KEEL_LOG_ERROR, "cannot start", KEEL_LF_STR("error", err.msg));
+		return 1;
+	}
+	char idhex[17], cidhex[17];
+	snprintf(idhex, sizeof(idhex), "%" PRIx64, self->id);
+	snprintf(cidhex, sizeof(cidhex), "%" PRIx64, cluster.id);
+	keel_log(KEEL_LOG_INFO, "serving", KEEL_LF_STR("name", f.name), KEEL_LF_STR("member-id", idhex),
+		 KEEL_LF_STR("cluster-id", cidhex), KEEL_LF_STR("data-dir", f.data_dir),
+		 KEEL_LF_STR("client-url", f.listen_client_urls[0]));
+	uv_signal_t sigterm, sigint;
+	uv_signal_init(loop, &sigterm);
+	uv_signal_init(loop, &sigint);
+	uv_signal_start(&sigterm, on_signal, SIGTERM);
+	uv_signal_start(&sigint, on_signal, SIGINT);
+	uv_run(loop, UV_RUN_DEFAULT);
+	kv_cluster_free(&cluster);
+	kv_flags_free(&f);
+	return 0;
+}

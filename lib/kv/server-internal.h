@@ -1,0 +1,60 @@
+/* What server.c (life cycle, replication, membership) and server_keys.c (the /v2/keys API)
+ * share. */
+#pragma once
+
+#include <jansson.h>
+
+#include "http/http.h"
+#include "kv/server.h"
+#include "kv/store.h"
+#include "raftio/node.h"
+
+#define KV_WAIT_BUCKETS 1024
+#define KV_REQUEST_TIMEOUT_MS 5000  /* etcd's v2 request timeout */
+#define KV_ENTRY_KV 1               /* raft entry: [kind][u64 request id][store command] */
+
+/* A client request waiting for its entry to be applied on this member. */
+struct kv_wait {
+	uint64_t id;
+	struct kv_wait *next;
+	struct keel_kv_server *s;
+	struct keel_http_req *req; /* NULL once the client went away */
+	uint64_t deadline_ms;
+	bool no_value;
+	bool head;
+};
+
+struct keel_kv_server {
+	uv_loop_t *loop;
+	struct keel_kv_server_config cfg;
+	struct keel_kv_store *store;
+	struct keel_node *node;
+	struct keel_http_server *http;
+	char cluster_id_hex[17];
+	uint64_t next_req_id;
+	struct kv_wait *waits[KV_WAIT_BUCKETS];
+	size_t n_waits;
+	uv_timer_t timer;      /* every 100 ms: timeouts, SYNC, publishing */
+	uint64_t last_sync_ms;
+	bool published, version_set;
+	uint64_t publish_retry_ms, version_retry_ms; /* no second proposal before these */
+	bool stopping;
+	void (*stop_cb)(void *);
+	void *stop_ud;
+	unsigned closing;
+};
+
+/* server.c */
+uint64_t kv_next_request_id(struct keel_kv_server *s);
+int kv_propose(struct keel_kv_server *s, uint64_t id, const struct keel_kv_req *req);
+void kv_wait_add(struct keel_kv_server *s, struct kv_wait *w);
+void kv_common_headers(struct keel_kv_server *s, struct keel_http_req *req);
+void kv_respond_event(struct keel_kv_server *s, struct keel_http_req *req, struct keel_kv_event *ev,
+		      bool no_value, bool head);
+void kv_respond_error(struct keel_kv_server *s, struct keel_http_req *req, const struct keel_kv_error *e,
+		      bool head);
+void kv_respond_code(struct keel_kv_server *s, struct keel_http_req *req, int code, const char *cause,
+		     uint64_t index, bool head);
+
+/* server_keys.c */
+int kv_handle_keys(struct keel_http_req *req, void *ud);

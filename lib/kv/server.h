@@ -1,0 +1,55 @@
+/* keel-kv's server: the etcd v2 HTTP API over the v2 store (store.h), replicated with keel_node.
+ * Writes (and quorum reads of the old kind) become Raft entries carrying a request id; every
+ * member applies them to its store in log order and the member that took the request answers it
+ * when its entry is applied there. Plain GETs and watches are served from the local store.
+ * The layout follows etcd 3.4: keys live under /1, membership under /0 (so indexes match
+ * etcd's: a fresh single-member store's first user write gets index 4). */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/errors.h"
+
+#define KEEL_KV_MAX_MEMBERS 16
+#define KEEL_KV_MAX_URLS 8
+
+struct keel_kv_member_cfg {
+	uint64_t id;
+	const char *name;
+	const char *peer_urls[KEEL_KV_MAX_URLS];
+	size_t n_peer_urls;
+};
+
+struct keel_kv_server_config {
+	const char *name;
+	uint64_t member_id, cluster_id;
+	const char *data_dir;
+	/* The initial cluster, this member included (every member is started with the same). */
+	const struct keel_kv_member_cfg *members;
+	size_t n_members;
+	bool join;                        /* --initial-cluster-state existing */
+	const char *const *client_urls;   /* listen */
+	size_t n_client_urls;
+	const char *const *advertise_client_urls;
+	size_t n_advertise_client_urls;
+	const char *peer_listen_host;
+	uint16_t peer_listen_port;
+	const char *cert_file, *key_file, *trusted_ca_file; /* clients */
+	bool client_cert_auth;
+	const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file;
+	bool peer_client_cert_auth;
+	unsigned heartbeat_ms, election_ms;
+	uint64_t snapshot_count;
+	size_t max_request_bytes;
+	/* Optional: the node stopped for good (its disk failed). */
+	void (*on_fatal)(void *ud, const char *why);
+	void *ud;
+};
+
+struct keel_kv_server;
+
+int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cfg,
+			 struct keel_kv_server **ret, struct keel_err *err);
+void keel_kv_server_stop(struct keel_kv_server *s, void (*cb)(void *ud), void *ud);

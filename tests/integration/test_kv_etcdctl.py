@@ -1,0 +1,255 @@
+"""keel-kv against the real clients: etcdctl (ETCDCTL_API=2) and python-etcd.
+
+Each test starts real keel-kv processes on free loopback ports and talks to them
+only the way etcd's own clients do.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+
+from keelharness import free_ports
+
+# Short timeouts keep elections quick in tests (etcd's flags, same meaning).
+FAST = ["--heartbeat-interval", "20", "--election-timeout", "200"]
+
+
+def keel_kv(build_dir):
+    path = build_dir / "cmd" / "keel-kv" / "keel-kv"
+    if not path.exists():
+        pytest.fail(f"{path} is not built (run `make`)")
+    return str(path)
+
+
+class Member:
+    def __init__(self, name, client_port, peer_port):
+        self.name = name
+        self.client_port = client_port
+        self.peer_port = peer_port
+        self.url = f"http://127.0.0.1:{client_port}"
+        self.peer_url = f"http://127.0.0.1:{peer_port}"
+        self.proc = None
+
+
+def start_cluster(daemons, build_dir, tmp_path, n=1, run=1, members=None):
+    if members is None:
+        ports = free_ports(2 * n)
+        members = [Member(f"m{i + 1}", ports[2 * i], ports[2 * i + 1]) for i in range(n)]
+    initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
+    for m in members:
+        argv = [keel_kv(build_dir), "--name", m.name, "--data-dir", str(tmp_path / f"{m.name}.etcd"),
+                "--listen-client-urls", m.url, "--advertise-client-urls", m.url,
+                "--listen-peer-urls", m.peer_url, "--initial-advertise-peer-urls", m.peer_url,
+                "--initial-cluster", initial] + FAST
+        # Listening first; healthy only once a leader exists, which needs the others running.
+        m.proc = daemons.start(f"{m.name}-run{run}", argv, ready_tcp=("127.0.0.1", m.client_port))
+    for m in members:
+        wait_healthy(m)
+    return members
+
+
+def wait_healthy(m, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{m.url}/health", timeout=1) as resp:
+                if resp.status == 200:
+                    return
+        except (OSError, urllib.error.HTTPError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"{m.name} not healthy after {timeout}s")
+
+
+def etcdctl(member, *args, check=True):
+    env = dict(os.environ, ETCDCTL_API="2")
+    proc = subprocess.run(["etcdctl", "--endpoints", member.url, *args], env=env,
+                          capture_output=True, text=True, timeout=20)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"etcdctl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def http(member, method, path, data=None):
+    body = data.encode() if isinstance(data, str) else data
+    req = urllib.request.Request(member.url + path, data=body, method=method)
+    if body is not None:
+        req.add_header("Content-Type", "application/x-www-form-urlencoded")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read().decode()
+
+
+@pytest.fixture
+def single(daemons, build_dir, tmp_path):
+    return start_cluster(daemons, build_dir, tmp_path, n=1)[0]
+
+
+def test_etcdctl_basic_commands(single):
+    m = single
+    assert etcdctl(m, "set", "/foo", "bar").stdout == "bar\n"
+    assert etcdctl(m, "get", "/foo").stdout == "bar\n"
+    assert etcdctl(m, "mk", "/new", "v").stdout == "v\n"
+    dup = etcdctl(m, "mk", "/new", "again", check=False)
+    assert dup.returncode != 0 and "105: Key already exists" in dup.stderr
+    etcdctl(m, "mkdir", "/dir")
+    etcdctl(m, "set", "/dir/a", "1")
+    etcdctl(m, "set", "/dir/b", "2")
+    assert etcdctl(m, "ls", "--sort", "--recursive", "/").stdout == "/dir\n/dir/a\n/dir/b\n/foo\n/new\n"
+    assert etcdctl(m, "update", "/foo", "baz").stdout == "baz\n"
+    missing = etcdctl(m, "update", "/nope", "x", check=False)
+    assert "100: Key not found (/nope)" in missing.stderr
+    etcdctl(m, "rm", "/new")
+    notempty = etcdctl(m, "rmdir", "/dir", check=False)
+    assert "108: Directory not empty (/dir)" in notempty.stderr
+    etcdctl(m, "rm", "--recursive", "/dir")
+    etcdctl(m, "setdir", "/d2")
+    etcdctl(m, "updatedir", "/d2", "--ttl", "100")
+    etcdctl(m, "rmdir", "/d2")
+    assert etcdctl(m, "ls", "/").stdout == "/foo\n"
+    assert "healthy" in etcdctl(m, "cluster-health").stdout
+    members = etcdctl(m, "member", "list").stdout
+    assert "name=m1" in members and f"clientURLs={m.url}" in members and "isLeader=true" in members
+
+
+def test_index_numbering_matches_etcd(single):
+    # A fresh etcd 3.4 store gives the first user write index 4 (1-3 are membership writes).
+    status, headers, body = http(single, "PUT", "/v2/keys/first", "value=1")
+    assert status == 201
+    ev = json.loads(body)
+    assert ev == {"action": "set", "node": {"key": "/first", "value": "1", "modifiedIndex": 4,
+                                            "createdIndex": 4}}
+    assert headers["X-Etcd-Index"] == "4"
+    assert int(headers["X-Raft-Term"]) >= 2 and "X-Raft-Index" in headers and "X-Etcd-Cluster-ID" in headers
+
+
+def test_ttl_expires_and_fires_expire_event(single):
+    m = single
+    etcdctl(m, "set", "/ttl", "x", "--ttl", "1")
+    status, _, body = http(m, "GET", "/v2/keys/ttl?wait=true")
+    assert status == 200
+    ev = json.loads(body)
+    assert ev["action"] == "expire" and ev["node"]["key"] == "/ttl"
+    assert ev["prevNode"]["value"] == "x"
+    assert "100: Key not found" in etcdctl(m, "get", "/ttl", check=False).stderr
+
+
+def test_etcdctl_watch_and_after_index(single):
+    m = single
+    first = json.loads(http(m, "PUT", "/v2/keys/w", "value=one")[2])["node"]["modifiedIndex"]
+    http(m, "PUT", "/v2/keys/w", "value=two")
+    # --after-index replays from the history.
+    out = etcdctl(m, "watch", "--after-index", str(first - 1), "/w").stdout
+    assert out == "one\n"
+    env = dict(os.environ, ETCDCTL_API="2")
+    watcher = subprocess.Popen(["etcdctl", "--endpoints", m.url, "watch", "/w"], env=env,
+                               stdout=subprocess.PIPE, text=True)
+    try:
+        time.sleep(0.3)
+        http(m, "PUT", "/v2/keys/w", "value=three")
+        assert watcher.communicate(timeout=10)[0] == "three\n"
+    finally:
+        if watcher.poll() is None:
+            watcher.kill()
+            watcher.wait()
+
+
+def test_python_etcd_client(single):
+    etcd = pytest.importorskip("etcd")
+    c = etcd.Client(host="127.0.0.1", port=single.client_port, allow_reconnect=False)
+    c.write("/py/a", "1")
+    assert c.read("/py/a").value == "1"
+    c.write("/py/a", "2", prevValue="1")
+    with pytest.raises(etcd.EtcdCompareFailed):
+        c.write("/py/a", "3", prevValue="1")
+    first = c.write("/py/queue", "job1", append=True)
+    second = c.write("/py/queue", "job2", append=True)
+    assert first.key < second.key and len(first.key.split("/")[-1]) == 20
+    items = [r.value for r in c.read("/py/queue", sorted=True).children]
+    assert items == ["job1", "job2"]
+    result = {}
+
+    def wait():
+        result["ev"] = c.watch("/py/a", timeout=10)
+
+    t = threading.Thread(target=wait)
+    t.start()
+    time.sleep(0.3)
+    c.write("/py/a", "4")
+    t.join(10)
+    assert result["ev"].value == "4"
+    c.delete("/py/a")
+    with pytest.raises(etcd.EtcdKeyNotFound):
+        c.read("/py/a")
+
+
+def test_bad_input_gets_etcd_errors(single):
+    m = single
+    cases = [
+        ("PUT", "/v2/keys/x", "value=1&ttl=abc", 400, 202, 'invalid value for "ttl"'),
+        ("PUT", "/v2/keys/x", "value=1&prevIndex=z", 400, 203, 'invalid value for "prevIndex"'),
+        ("GET", "/v2/keys/x?wait=true&waitIndex=q", None, 400, 203, 'invalid value for "waitIndex"'),
+        ("PUT", "/v2/keys/x", "value=1&prevValue=", 400, 201, '"prevValue" cannot be empty'),
+        ("PUT", "/v2/keys/x", "value=1&recursive=maybe", 400, 209, 'invalid value for "recursive"'),
+        ("PUT", "/v2/keys/x?refresh=true&ttl=5", "value=v", 400, 211, "A value was provided on a refresh"),
+        ("PUT", "/v2/keys/x?refresh=true", None, 400, 212, "No TTL value set"),
+        ("PUT", "/v2/keys/x", "value=%zz", 400, 210, None),
+    ]
+    for method, path, data, status, code, cause in cases:
+        got_status, _, body = http(m, method, path, data)
+        err = json.loads(body)
+        assert (got_status, err["errorCode"]) == (status, code), (method, path, data, body)
+        if cause is not None:
+            assert err["cause"] == cause
+    status, headers, _ = http(m, "PATCH", "/v2/keys/x", "value=1")
+    assert status == 405 and headers["Allow"] == "HEAD,GET,PUT,POST,DELETE"
+    big = "value=" + "x" * (2 * 1024 * 1024)
+    assert http(m, "PUT", "/v2/keys/big", big)[0] == 413
+    assert m.proc.alive
+
+
+def test_three_members_survive_leader_kill(daemons, build_dir, tmp_path):
+    members = start_cluster(daemons, build_dir, tmp_path, n=3)
+    listed = etcdctl(members[0], "member", "list").stdout
+    assert listed.count("name=") == 3
+    acked = {}
+    for i in range(30):
+        m = members[i % 3]  # followers forward writes to the leader
+        status, _, body = http(m, "PUT", f"/v2/keys/k{i}", f"value=v{i}")
+        assert status in (200, 201), body
+        acked[f"/k{i}"] = f"v{i}"
+    leader_id = json.loads(http(members[0], "GET", "/v2/members/leader")[2])["name"]
+    leader = next(m for m in members if m.name == leader_id)
+    leader.proc.kill(signal.SIGKILL)
+    others = [m for m in members if m is not leader]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        status, _, body = http(others[0], "PUT", "/v2/keys/after", "value=kill")
+        if status in (200, 201):
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("no write accepted after the leader was killed")
+    for key, value in acked.items():
+        status, _, body = http(others[1], "GET", f"/v2/keys{key}?quorum=true")
+        assert status == 200 and json.loads(body)["node"]["value"] == value
+    # The killed member comes back and catches up.
+    leader.proc.stop()
+    initial = ",".join(f"{m.name}={m.peer_url}" for m in members)
+    argv = [keel_kv(build_dir), "--name", leader.name, "--data-dir", str(tmp_path / f"{leader.name}.etcd"),
+            "--listen-client-urls", leader.url, "--advertise-client-urls", leader.url,
+            "--listen-peer-urls", leader.peer_url, "--initial-advertise-peer-urls", leader.peer_url,
+            "--initial-cluster", initial] + FAST
+    daemons.start(f"{leader.name}-run2", argv, ready_tcp=("127.0.0.1", leader.client_port))
+    wait_healthy(leader)
+    status, _, body = http(leader, "GET", "/v2/keys/after?quorum=true")
+    assert status == 200 and json.loads(body)["node"]["value"] == "kill"
