@@ -1,71 +1,27 @@
 #include "cluster.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/mem.h"
 #include "base/str.h"
+#include "kv/server.h"
 
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t be64(const unsigned char *p)
-{
-	uint64_t v = 0;
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-static uint64_t sha1_prefix(const void *data, size_t len)
-{
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha1(), NULL) || mdlen < 8)
-		abort(); /* SHA-1 of a buffer cannot fail short of a broken libcrypto */
-	return be64(md);
-}
-
 uint64_t kv_member_id(char *const *sorted_urls, size_t n, const char *token)
 {
-	char buf[KV_MAX_URLS * 512 + 512];
-	size_t len = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t l = strlen(sorted_urls[i]);
-		if (len + l < sizeof(buf)) {
-			memcpy(buf + len, sorted_urls[i], l);
-			len += l;
-		}
-	}
-	size_t t = strlen(token);
-	if (len + t < sizeof(buf)) {
-		memcpy(buf + len, token, t);
-		len += t;
-	}
-	return sha1_prefix(buf, len);
+	return keel_kv_member_id((const char *const *)sorted_urls, n, token);
 }
 
 uint64_t kv_cluster_id(const uint64_t *ids, size_t n)
 {
-	uint64_t sorted[KV_MAX_MEMBERS];
-	memcpy(sorted, ids, n * sizeof(*ids));
-	qsort(sorted, n, sizeof(*sorted), cmp_u64);
-	unsigned char buf[8 * KV_MAX_MEMBERS];
-	for (size_t i = 0; i < n; i++)
-		for (int k = 0; k < 8; k++)
-			buf[i * 8 + (size_t)k] = (unsigned char)(sorted[i] >> (56 - 8 * k));
-	return sha1_prefix(buf, n * 8);
+	return keel_kv_cluster_id(ids, n);
 }
 
 int kv_parse_url(const char *url, char *scheme, size_t ssize, char *host, size_t hsize, uint16_t *port)

@@ -21,8 +21,9 @@ static struct keel_kv_server *server;
 static void on_fatal(void *ud, const char *why)
 {
 	(void)ud;
-	keel_log(KEEL_LOG_ERROR, "stopping: the member cannot go on", KEEL_LF_STR("error", why));
-	exit(1);
+	bool removed = strstr(why, "permanently removed") != NULL;
+	keel_log(removed ? KEEL_LOG_WARN : KEEL_LOG_ERROR, "stopping", KEEL_LF_STR("reason", why));
+	exit(removed ? 0 : 1);
 }
 
 static void stopped(void *ud)
@@ -104,6 +105,7 @@ int main(int argc, char **argv)
 	}
 	struct keel_kv_server_config sc = {
 		.name = f.name, .member_id = self->id, .cluster_id = cluster.id, .data_dir = f.data_dir,
+		.cluster_token = f.initial_cluster_token,
 		.members = members, .n_members = cluster.n, .join = f.initial_cluster_state == 1,
 		.client_urls = (const char *const *)f.listen_client_urls,
 		.n_client_urls = keel_strv_len(f.listen_client_urls),

@@ -56,5 +56,14 @@ void kv_respond_error(struct keel_kv_server *s, struct keel_http_req *req, const
 void kv_respond_code(struct keel_kv_server *s, struct keel_http_req *req, int code, const char *cause,
 		     uint64_t index, bool head);
 
+bool kv_member_exists(struct keel_kv_server *s, uint64_t id);
+bool kv_peer_url_taken(struct keel_kv_server *s, const char *url);
+uint64_t kv_member_id_for(char *const *sorted_urls, size_t n, const char *token);
+int kv_propose_member_urls(struct keel_kv_server *s, uint64_t id, const char *raft_attributes_json);
+
 /* server_keys.c */
 int kv_handle_keys(struct keel_http_req *req, void *ud);
+
+/* server_members.c */
+int kv_handle_members_add(struct keel_http_req *req, void *ud);
+int kv_handle_member(struct keel_http_req *req, void *ud);

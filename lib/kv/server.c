@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/evp.h>
 #include <sys/random.h>
 
 #include "base/buf.h"
@@ -18,6 +19,61 @@
 #define SYNC_INTERVAL_MS 500       /* etcd's leader proposes SYNC this often */
 #define CLUSTER_VERSION "3.4.0"
 #define SERVER_VERSION "3.4.23"
+
+/* ---- etcd's ids ---- */
+
+static uint64_t sha1_prefix(const void *data, size_t len)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!EVP_Digest(data, len, md, &mdlen, EVP_sha1(), NULL) || mdlen < 8)
+		abort(); /* SHA-1 over a buffer cannot fail short of a broken libcrypto */
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | md[i];
+	return v;
+}
+
+uint64_t keel_kv_member_id(const char *const *sorted_urls, size_t n, const char *token)
+{
+	struct keel_buf b = KEEL_BUF_INIT;
+	int r = 0;
+	for (size_t i = 0; i < n && !r; i++)
+		r = keel_buf_puts(&b, sorted_urls[i]);
+	if (!r)
+		r = keel_buf_puts(&b, token ? token : "");
+	if (r)
+		abort(); /* a few hundred bytes: out of memory here leaves nothing to do */
+	uint64_t id = sha1_prefix(b.data, b.len);
+	keel_buf_free(&b);
+	return id;
+}
+
+uint64_t kv_member_id_for(char *const *sorted_urls, size_t n, const char *token)
+{
+	return keel_kv_member_id((const char *const *)sorted_urls, n, token);
+}
+
+uint64_t keel_kv_cluster_id(const uint64_t *ids, size_t n)
+{
+	uint64_t sorted[KEEL_KV_MAX_MEMBERS];
+	n = n > KEEL_KV_MAX_MEMBERS ? KEEL_KV_MAX_MEMBERS : n;
+	memcpy(sorted, ids, n * sizeof(*ids));
+	for (size_t i = 1; i < n; i++) {
+		uint64_t v = sorted[i];
+		size_t j = i;
+		while (j > 0 && sorted[j - 1] > v) {
+			sorted[j] = sorted[j - 1];
+			j--;
+		}
+		sorted[j] = v;
+	}
+	unsigned char buf[8 * KEEL_KV_MAX_MEMBERS];
+	for (size_t i = 0; i < n; i++)
+		for (int k = 0; k < 8; k++)
+			buf[i * 8 + (size_t)k] = (unsigned char)(sorted[i] >> (56 - 8 * k));
+	return sha1_prefix(buf, n * 8);
+}
 
 /* ---- responses ---- */
 
@@ -221,6 +277,21 @@ static int split_url(const char *url, char *host, size_t hsize, uint16_t *port)
 	return 0;
 }
 
+/* A member's raftAttributes JSON: tell the transport where it is. */
+static void tell_transport(struct keel_kv_server *s, uint64_t id, const char *json)
+{
+	json_error_t jerr;
+	json_t *j = json ? json_loads(json, 0, &jerr) : NULL;
+	json_t *arr = j ? json_object_get(j, "peerURLs") : NULL;
+	if (json_is_array(arr) && json_array_size(arr) > 0 && json_is_string(json_array_get(arr, 0))) {
+		char host[256];
+		uint16_t port;
+		if (split_url(json_string_value(json_array_get(arr, 0)), host, sizeof(host), &port) == 0)
+			keel_node_set_peer(s->node, id, host, port);
+	}
+	json_decref(j);
+}
+
 static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e)
 {
 	struct keel_raft_conf_change cc;
@@ -230,6 +301,9 @@ static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e
 	snprintf(path, sizeof(path), "/0/members/%" PRIx64, cc.node);
 	if (cc.type == KEEL_RAFT_REMOVE_NODE) {
 		internal_write(s, KEEL_KV_DELETE, path, NULL, true);
+		if (cc.node == s->cfg.member_id && s->cfg.on_fatal)
+			/* etcd stops a member that was removed, with these words. */
+			s->cfg.on_fatal(s->cfg.ud, "the member has been permanently removed from the cluster");
 		return;
 	}
 	/* The member's peer URLs: the change's context, or (bootstrap entries carry none) the
@@ -251,17 +325,7 @@ static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e
 	}
 	strcat(path, "/raftAttributes");
 	internal_write(s, KEEL_KV_PUT, path, v.data ? v.data : "{\"peerURLs\":[]}", false);
-	/* Tell the transport where it is. */
-	json_error_t jerr;
-	json_t *j = v.data ? json_loads(v.data, 0, &jerr) : NULL;
-	json_t *arr = j ? json_object_get(j, "peerURLs") : NULL;
-	if (json_is_array(arr) && json_array_size(arr) > 0 && json_is_string(json_array_get(arr, 0))) {
-		char host[256];
-		uint16_t port;
-		if (split_url(json_string_value(json_array_get(arr, 0)), host, sizeof(host), &port) == 0)
-			keel_node_set_peer(s->node, cc.node, host, port);
-	}
-	json_decref(j);
+	tell_transport(s, cc.node, v.data);
 	keel_buf_free(&v);
 }
 
@@ -279,6 +343,10 @@ static void apply_kv(struct keel_kv_server *s, const struct keel_raft_entry *e)
 	int r;
 	while ((r = keel_kv_store_apply(s->store, &req, &ev, &kerr)) == -ENOMEM)
 		;
+	/* A member's new peer URLs (PUT /v2/members/<id>) reach the transport too. */
+	if (r == 0 && req.method == KEEL_KV_PUT && req.path_len > 26 &&
+	    memcmp(req.path, "/0/members/", 11) == 0 && keel_endswith(req.path, "/raftAttributes"))
+		tell_transport(s, strtoull(req.path + 11, NULL, 16), req.value);
 	struct kv_wait *w = wait_take(s, id);
 	if (w) {
 		if (w->req) {
@@ -407,6 +475,51 @@ static void on_timer(uv_timer_t *t)
 		keel_kv_event_unref(ev);
 		keel_kv_error_clear(&kerr);
 	}
+}
+
+/* ---- membership queries for server_members.c ---- */
+
+bool kv_member_exists(struct keel_kv_server *s, uint64_t id)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/0/members/%" PRIx64, id);
+	struct keel_kv_event *ev = NULL;
+	struct keel_kv_error kerr = {0};
+	bool ok = keel_kv_store_get(s->store, path, strlen(path), false, false, 0, &ev, &kerr) == 0;
+	keel_kv_event_unref(ev);
+	keel_kv_error_clear(&kerr);
+	return ok;
+}
+
+bool kv_peer_url_taken(struct keel_kv_server *s, const char *url)
+{
+	struct keel_kv_event *ev = NULL;
+	struct keel_kv_error kerr = {0};
+	bool taken = false;
+	if (keel_kv_store_get(s->store, "/0/members", strlen("/0/members"), true, false, 0, &ev, &kerr) == 0 &&
+	    ev->get_json) {
+		/* Look for the URL as a JSON string inside the raftAttributes values. */
+		struct keel_buf needle = KEEL_BUF_INIT;
+		if (keel_buf_puts(&needle, "\\\"") == 0 && keel_buf_puts(&needle, url) == 0 &&
+		    keel_buf_puts(&needle, "\\\"") == 0)
+			taken = memmem(ev->get_json, ev->get_json_len, needle.data, needle.len) != NULL;
+		keel_buf_free(&needle);
+	}
+	keel_kv_event_unref(ev);
+	keel_kv_error_clear(&kerr);
+	return taken;
+}
+
+int kv_propose_member_urls(struct keel_kv_server *s, uint64_t id, const char *json)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/0/members/%" PRIx64 "/raftAttributes", id);
+	struct keel_kv_req req = {
+		.method = KEEL_KV_PUT, .path = path, .path_len = strlen(path), .value = json,
+		.value_len = strlen(json), .prev_value = "", .prev_exist = KEEL_KV_PREV_EXIST_UNSET,
+		.time = keel_wall_ns(),
+	};
+	return kv_propose(s, kv_next_request_id(s), &req);
 }
 
 /* ---- other endpoints ---- */
@@ -636,7 +749,10 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	unsigned tick = cfg->heartbeat_ms ? cfg->heartbeat_ms : 100;
 	unsigned election = cfg->election_ms ? cfg->election_ms : 1000;
 	struct keel_node_config nc = {
-		.id = cfg->member_id, .cluster_id = cfg->cluster_id, .data_dir = cfg->data_dir,
+		/* Peers recognise each other by the cluster token (a member that joins later knows the
+		 * token but not the original member list that etcd's cluster id hashes). */
+		.id = cfg->member_id, .cluster_id = keel_kv_member_id(NULL, 0, cfg->cluster_token),
+		.data_dir = cfg->data_dir,
 		.peers = peers, .n_peers = np, .join = cfg->join,
 		.listen_host = cfg->peer_listen_host, .listen_port = cfg->peer_listen_port,
 		.tick_ms = tick, .election_ticks = election / tick < 2 ? 2 : election / tick,
@@ -655,7 +771,9 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	const unsigned keys_methods = KEEL_HTTP_GET | KEEL_HTTP_HEAD | KEEL_HTTP_PUT | KEEL_HTTP_POST | KEEL_HTTP_DELETE;
 	const struct keel_http_route routes[] = {
 		{keys_methods, "/v2/keys", true, kv_handle_keys, s, "HEAD,GET,PUT,POST,DELETE"},
-		{KEEL_HTTP_GET | KEEL_HTTP_HEAD, "/v2/members", false, handle_members, s, NULL},
+		{KEEL_HTTP_GET | KEEL_HTTP_HEAD, "/v2/members", false, handle_members, s, "GET,POST"},
+		{KEEL_HTTP_POST, "/v2/members", false, kv_handle_members_add, s, "GET,POST"},
+		{KEEL_HTTP_DELETE | KEEL_HTTP_PUT, "/v2/members/", true, kv_handle_member, s, "DELETE,PUT"},
 		{KEEL_HTTP_GET | KEEL_HTTP_HEAD, "/v2/members/leader", false, handle_members_leader, s, NULL},
 		{KEEL_HTTP_GET | KEEL_HTTP_HEAD, "/v2/machines", false, handle_machines, s, NULL},
 		{KEEL_HTTP_GET, "/version", false, handle_version, s, NULL},

@@ -25,6 +25,7 @@ struct keel_kv_member_cfg {
 struct keel_kv_server_config {
 	const char *name;
 	uint64_t member_id, cluster_id;
+	const char *cluster_token;       /* --initial-cluster-token: part of new members' ids */
 	const char *data_dir;
 	/* The initial cluster, this member included (every member is started with the same). */
 	const struct keel_kv_member_cfg *members;
@@ -49,6 +50,12 @@ struct keel_kv_server_config {
 };
 
 struct keel_kv_server;
+
+/* etcd's computeMemberId: the first 8 bytes, big-endian, of SHA-1(the peer URLs, sorted, joined,
+ * then the cluster token). */
+uint64_t keel_kv_member_id(const char *const *sorted_urls, size_t n, const char *token);
+/* etcd's cluster id: SHA-1 over the sorted member ids (8 bytes big-endian each). */
+uint64_t keel_kv_cluster_id(const uint64_t *ids, size_t n);
 
 int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cfg,
 			 struct keel_kv_server **ret, struct keel_err *err);
