@@ -767,6 +767,21 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		keel_free(s);
 		return r;
 	}
+	/* A data directory written by another member (other peer URLs, another token) would
+	 * leave this one waiting forever outside the configuration: say so instead. */
+	const struct keel_raft_conf *conf = keel_raft_conf(keel_node_raft(s->node));
+	if (!cfg->join && conf->n_voters + conf->n_learners > 0 &&
+	    !keel_raft_conf_has_voter(conf, cfg->member_id) && !keel_raft_conf_has_learner(conf, cfg->member_id)) {
+		r = keel_err_set(err, -EINVAL,
+				 "%s holds the data of another member (this member's id %" PRIx64
+				 " is not in its configuration): check --initial-cluster, --initial-advertise-peer-urls "
+				 "and --initial-cluster-token, or use a new --data-dir",
+				 cfg->data_dir, cfg->member_id);
+		keel_node_stop(s->node, NULL, NULL);
+		keel_kv_store_free(s->store);
+		keel_free(s);
+		return r;
+	}
 
 	const unsigned keys_methods = KEEL_HTTP_GET | KEEL_HTTP_HEAD | KEEL_HTTP_PUT | KEEL_HTTP_POST | KEEL_HTTP_DELETE;
 	const struct keel_http_route routes[] = {

@@ -302,3 +302,16 @@ def http_json(member, method, path, obj):
             return resp.status, dict(resp.headers), resp.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, dict(e.headers), e.read().decode()
+
+
+def test_data_dir_of_another_member_is_refused(daemons, build_dir, tmp_path):
+    m = start_cluster(daemons, build_dir, tmp_path, n=1)[0]
+    m.proc.stop()
+    other_peer = free_ports(1)[0]
+    url = f"http://127.0.0.1:{other_peer}"
+    proc = subprocess.run([keel_kv(build_dir), "--name", m.name, "--data-dir", str(tmp_path / f"{m.name}.etcd"),
+                           "--listen-client-urls", m.url, "--listen-peer-urls", url,
+                           "--initial-cluster", f"{m.name}={url}"] + FAST,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 1
+    assert "holds the data of another member" in proc.stderr
