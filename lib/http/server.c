@@ -35,6 +35,7 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "base/net.h"
 #include "base/mem.h"
 
 #define LISTEN_BACKLOG 1024
@@ -348,11 +349,6 @@ fail:
 
 /* ---- listeners ------------------------------------------------------------------------------ */
 
-static socklen_t addr_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-}
-
 /* "http[s]://host[:port][/]" -> address; host is numeric IPv4, [IPv6], or a name resolved now. */
 static int parse_listen_url(const char *url, bool *ret_tls, struct sockaddr_storage *ret,
 			    struct keel_err *err)
@@ -417,28 +413,6 @@ static int parse_listen_url(const char *url, bool *ret_tls, struct sockaddr_stor
 
 /* Bind and listen with plain system calls, before any libuv handle exists, so that failing is
  * synchronous and leaves nothing behind. */
-static int listen_socket(const struct sockaddr_storage *ss, int *ret_port)
-{
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1, r = 0;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (const struct sockaddr *)ss, addr_len(ss)) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
-		r = -errno;
-	struct sockaddr_storage bound;
-	socklen_t len = sizeof(bound);
-	if (!r && getsockname(fd, (struct sockaddr *)&bound, &len) < 0)
-		r = -errno;
-	if (r) {
-		close(fd);
-		return r;
-	}
-	*ret_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-						      : ((struct sockaddr_in *)&bound)->sin_port);
-	return fd;
-}
-
 static void on_listener_closed(uv_handle_t *h)
 {
 	struct keel__http_listener *l = keel_container_of((uv_tcp_t *)h, struct keel__http_listener, tcp);
@@ -583,7 +557,9 @@ int keel_http_server_new(uv_loop_t *loop, const struct keel_http_config *cfg,
 		if (!r && tls)
 			r = tls_ctx_new(&in->tls, &l->ssl_ctx, err);
 		if (!r) {
-			int fd = listen_socket(&ss, &l->port);
+			uint16_t port = 0;
+			int fd = keel_net_listen(&ss, LISTEN_BACKLOG, &port);
+			l->port = port;
 			if (fd < 0)
 				r = keel_err_errno(err, fd, "http: listen on %s", in->url);
 			else

@@ -21,6 +21,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "base/net.h"
 #include "base/buf.h"
 #include "base/crc32c.h"
 #include "base/mem.h"
@@ -169,14 +170,9 @@ static int parse_addr(const char *host, uint16_t port, struct sockaddr_storage *
 	return -EINVAL;
 }
 
-static socklen_t addr_len(const struct sockaddr_storage *ss)
-{
-	return ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-}
-
 static bool addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
 {
-	return a->ss_family == b->ss_family && memcmp(a, b, addr_len(a)) == 0;
+	return a->ss_family == b->ss_family && memcmp(a, b, keel_net_addr_len(a)) == 0;
 }
 
 static void maybe_finish(struct keel_transport *t);
@@ -1039,31 +1035,6 @@ static int dup_opt(const char *s, char **ret)
 
 /* Bind and listen with plain system calls, before any libuv handle exists, so that failing is
  * synchronous and leaves nothing behind. Returns the descriptor. */
-static int listen_socket(const struct sockaddr_storage *ss, uint16_t *ret_port)
-{
-	int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	int one = 1;
-	int r = 0;
-	/* Restarting a node must not wait for TIME_WAIT to clear its port. */
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    bind(fd, (const struct sockaddr *)ss, addr_len(ss)) < 0 ||
-	    listen(fd, LISTEN_BACKLOG) < 0)
-		r = -errno;
-	struct sockaddr_storage bound;
-	socklen_t len = sizeof(bound);
-	if (!r && getsockname(fd, (struct sockaddr *)&bound, &len) < 0)
-		r = -errno;
-	if (r) {
-		close(fd);
-		return r;
-	}
-	*ret_port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
-						       : ((struct sockaddr_in *)&bound)->sin_port);
-	return fd;
-}
-
 int keel_transport_start(uv_loop_t *loop, const struct keel_transport_config *cfg,
 			 struct keel_transport **ret, struct keel_err *err)
 {
@@ -1127,7 +1098,7 @@ int keel_transport_start(uv_loop_t *loop, const struct keel_transport_config *cf
 		}
 	}
 
-	int fd = listen_socket(&ss, &t->port);
+	int fd = keel_net_listen(&ss, LISTEN_BACKLOG, &t->port);
 	if (fd < 0) {
 		transport_free(t);
 		return keel_err_errno(err, fd, "transport: listen on %s port %u", cfg->listen_host,
