@@ -60,30 +60,34 @@ int main(int argc, char **argv)
 	struct keel_err err;
 	keel_log_setup("keel-kv", KEEL_LOG_INFO, KEEL_LOG_TEXT, 2);
 	int r = kv_flags_parse(&f, argc, argv, &err);
-	if (r == -KEEL_EHELP) {
-		keel_config_help(&kv_flags_spec, stdout);
-		return 0;
-	}
-	if (r == -KEEL_EVERSION) {
-		printf("%s\n", kv_flags_spec.version);
+	if (r == -KEEL_EHELP || r == -KEEL_EVERSION) {
+		if (r == -KEEL_EHELP)
+			keel_config_help(&kv_flags_spec, stdout);
+		else
+			printf("%s\n", kv_flags_spec.version);
+		kv_flags_free(&f);
 		return 0;
 	}
 	if (r < 0) {
 		fprintf(stderr, "keel-kv: %s\n", err.msg);
+		kv_flags_free(&f);
 		return 2;
 	}
 	setup_logging(&f);
 	keel_mem_use_for_jansson();
 
-	struct kv_cluster cluster;
+	struct kv_cluster cluster = {0};
+	int rc = 0;
 	if (kv_cluster_parse(f.initial_cluster, f.initial_cluster_token, &cluster, &err) < 0) {
 		fprintf(stderr, "keel-kv: %s\n", err.msg);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	const struct kv_member *self = kv_cluster_find_name(&cluster, f.name);
 	if (!self) {
 		fprintf(stderr, "keel-kv: couldn't find local name \"%s\" in the initial cluster configuration\n", f.name);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	/* Peers listen where --listen-peer-urls says; the first one carries the transport. */
 	char scheme[8], peer_host[256];
@@ -91,7 +95,8 @@ int main(int argc, char **argv)
 	if (!f.listen_peer_urls || !f.listen_peer_urls[0] ||
 	    kv_parse_url(f.listen_peer_urls[0], scheme, sizeof(scheme), peer_host, sizeof(peer_host), &peer_port) < 0) {
 		fprintf(stderr, "keel-kv: invalid --listen-peer-urls\n");
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	for (size_t i = 1; f.listen_peer_urls[i]; i++)
 		keel_log(KEEL_LOG_WARN, "only the first peer URL is listened on", KEEL_LF_STR("ignored", f.listen_peer_urls[i]));
@@ -125,7 +130,8 @@ int main(int argc, char **argv)
 	r = keel_kv_server_start(loop, &sc, &server, &err);
 	if (r < 0) {
 		keel_log(KEEL_LOG_ERROR, "cannot start", KEEL_LF_STR("error", err.msg));
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	char idhex[17], cidhex[17];
 	snprintf(idhex, sizeof(idhex), "%" PRIx64, self->id);
@@ -139,7 +145,8 @@ int main(int argc, char **argv)
 	uv_signal_start(&sigterm, on_signal, SIGTERM);
 	uv_signal_start(&sigint, on_signal, SIGINT);
 	uv_run(loop, UV_RUN_DEFAULT);
+out:
 	kv_cluster_free(&cluster);
 	kv_flags_free(&f);
-	return 0;
+	return rc;
 }

@@ -277,11 +277,11 @@ static int split_url(const char *url, char *host, size_t hsize, uint16_t *port)
 	return 0;
 }
 
-/* A member's raftAttributes JSON: tell the transport where it is. */
-static void tell_transport(struct keel_kv_server *s, uint64_t id, const char *json)
+/* A member's raftAttributes JSON (len bytes, not NUL-terminated): tell the transport where it is. */
+static void tell_transport(struct keel_kv_server *s, uint64_t id, const char *json, size_t len)
 {
 	json_error_t jerr;
-	json_t *j = json ? json_loads(json, 0, &jerr) : NULL;
+	json_t *j = json ? json_loadb(json, len, 0, &jerr) : NULL;
 	json_t *arr = j ? json_object_get(j, "peerURLs") : NULL;
 	if (json_is_array(arr) && json_array_size(arr) > 0 && json_is_string(json_array_get(arr, 0))) {
 		char host[256];
@@ -325,7 +325,7 @@ static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e
 	}
 	strcat(path, "/raftAttributes");
 	internal_write(s, KEEL_KV_PUT, path, v.data ? v.data : "{\"peerURLs\":[]}", false);
-	tell_transport(s, cc.node, v.data);
+	tell_transport(s, cc.node, v.data, v.len);
 	keel_buf_free(&v);
 }
 
@@ -344,9 +344,20 @@ static void apply_kv(struct keel_kv_server *s, const struct keel_raft_entry *e)
 	while ((r = keel_kv_store_apply(s->store, &req, &ev, &kerr)) == -ENOMEM)
 		;
 	/* A member's new peer URLs (PUT /v2/members/<id>) reach the transport too. */
-	if (r == 0 && req.method == KEEL_KV_PUT && req.path_len > 26 &&
-	    memcmp(req.path, "/0/members/", 11) == 0 && keel_endswith(req.path, "/raftAttributes"))
-		tell_transport(s, strtoull(req.path + 11, NULL, 16), req.value);
+	/* (Decoded strings point into the entry: not NUL-terminated, so lengths throughout.) */
+	static const char prefix[] = "/0/members/", suffix[] = "/raftAttributes";
+	const size_t plen = sizeof(prefix) - 1, slen = sizeof(suffix) - 1;
+	if (r == 0 && req.method == KEEL_KV_PUT && req.path_len > plen + slen &&
+	    memcmp(req.path, prefix, plen) == 0 &&
+	    memcmp(req.path + req.path_len - slen, suffix, slen) == 0) {
+		char hex[17] = "";
+		size_t hl = req.path_len - plen - slen;
+		if (hl < sizeof(hex)) {
+			memcpy(hex, req.path + plen, hl);
+			hex[hl] = '\0';
+			tell_transport(s, strtoull(hex, NULL, 16), req.value, req.value_len);
+		}
+	}
 	struct kv_wait *w = wait_take(s, id);
 	if (w) {
 		if (w->req) {

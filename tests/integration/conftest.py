@@ -26,6 +26,7 @@ if str(HERE) not in sys.path:
 from keelharness import Daemons, TestHosts, netns_unavailable_reason, sweep_stale  # noqa: E402
 
 LOG_LINES_IN_REPORT = 200
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 _DAEMONS = pytest.StashKey[Daemons]()
 _LOGS_REPORTED = pytest.StashKey[bool]()
 
@@ -76,6 +77,13 @@ def daemons(request, tmp_logs):
     request.node.stash[_DAEMONS] = group
     yield group
     group.stop_all()
+    # Under a sanitizer build (make test-asan) a daemon reports memory errors, undefined
+    # behaviour and leaks in its log: any such report fails the test that ran it.
+    for daemon in group:
+        text = daemon.log_text()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                pytest.fail(f"daemon {daemon.name}: sanitizer report ({marker!r}) in {daemon.log_path}")
 
 
 @pytest.fixture

@@ -513,10 +513,12 @@ int main(int argc, char **argv)
 	int r = keel_config_parse(&spec, &cfg, argc, argv, NULL, &argi, &err);
 	if (r == -KEEL_EHELP) {
 		keel_config_help(&spec, stdout);
+		keel_config_free(&spec, &cfg);
 		return 0;
 	}
 	if (r < 0 || argi != argc || !cfg.id || !cfg.data_dir || !cfg.peers) {
 		fprintf(stderr, "raftd: %s\n", r < 0 ? err.msg : "--id, --data-dir and --peers are required");
+		keel_config_free(&spec, &cfg);
 		return 2;
 	}
 	enum keel_log_level lvl;
@@ -524,15 +526,17 @@ int main(int argc, char **argv)
 		keel_log_set_level(lvl);
 	/* Fault injection for tests: e.g. KEEL_FAULT=fdatasync:30:-1:EIO fails every fdatasync
 	 * after the 30th, as a dying disk would. */
-	if (keel_fault_parse(getenv("KEEL_FAULT")) < 0) {
-		fprintf(stderr, "raftd: bad KEEL_FAULT spec\n");
-		return 2;
-	}
-	keel_mem_use_for_jansson();
-
+	int rc = 0;
 	size_t np = keel_strv_len(cfg.peers);
 	struct keel_node_peer *peers = keel_calloc(np, sizeof(*peers));
 	char (*hosts)[256] = keel_calloc(np, 256);
+	if (keel_fault_parse(getenv("KEEL_FAULT")) < 0) {
+		fprintf(stderr, "raftd: bad KEEL_FAULT spec\n");
+		rc = 2;
+		goto out;
+	}
+	keel_mem_use_for_jansson();
+
 	char self_host[256] = "127.0.0.1";
 	uint16_t self_port = 0;
 	for (size_t i = 0; i < np; i++) {
@@ -540,13 +544,15 @@ int main(int argc, char **argv)
 		uint64_t id;
 		if (!eq) {
 			fprintf(stderr, "raftd: bad --peers entry %s (want id=host:port)\n", cfg.peers[i]);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		*eq = '\0';
 		if (keel_parse_u64(cfg.peers[i], &id) < 0 || !id ||
 		    parse_addr(eq + 1, hosts[i], 256, &peers[i].port) < 0) {
 			fprintf(stderr, "raftd: bad --peers entry %s=%s\n", cfg.peers[i], eq + 1);
-			return 2;
+			rc = 2;
+			goto out;
 		}
 		peers[i].id = id;
 		peers[i].host = hosts[i];
@@ -557,13 +563,15 @@ int main(int argc, char **argv)
 	}
 	if (cfg.listen_peer && parse_addr(cfg.listen_peer, self_host, sizeof(self_host), &self_port) < 0) {
 		fprintf(stderr, "raftd: bad --listen-peer %s\n", cfg.listen_peer);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	char chost[256];
 	uint16_t cport;
 	if (parse_addr(cfg.listen_client, chost, sizeof(chost), &cport) < 0) {
 		fprintf(stderr, "raftd: bad --listen-client %s\n", cfg.listen_client);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 
 	signal(SIGPIPE, SIG_IGN);
@@ -577,7 +585,8 @@ int main(int argc, char **argv)
 	r = keel_node_start(loop, &nc, &node, &err);
 	if (r < 0) {
 		keel_log(KEEL_LOG_ERROR, "cannot start", KEEL_LF_STR("error", err.msg));
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	uv_tcp_t server;
 	struct sockaddr_storage sa;
@@ -585,13 +594,15 @@ int main(int argc, char **argv)
 	if ((r = uv_ip4_addr(chost, cport, (struct sockaddr_in *)&sa)) < 0 &&
 	    (r = uv_ip6_addr(chost, cport, (struct sockaddr_in6 *)&sa)) < 0) {
 		fprintf(stderr, "raftd: bad client address %s\n", cfg.listen_client);
-		return 2;
+		rc = 2;
+		goto out;
 	}
 	if ((r = uv_tcp_bind(&server, (struct sockaddr *)&sa, 0)) < 0 ||
 	    (r = uv_listen((uv_stream_t *)&server, 512, on_connection)) < 0) {
 		keel_log(KEEL_LOG_ERROR, "cannot listen for clients", KEEL_LF_STR("addr", cfg.listen_client),
 			 KEEL_LF_STR("error", uv_strerror(r)));
-		return 1;
+		rc = 1;
+		goto out;
 	}
 	uv_signal_t sigterm, sigint;
 	uv_signal_init(loop, &sigterm);
@@ -601,5 +612,11 @@ int main(int argc, char **argv)
 	keel_log(KEEL_LOG_INFO, "ready", KEEL_LF_INT("id", cfg.id), KEEL_LF_STR("clients", cfg.listen_client),
 		 KEEL_LF_INT("peer_port", keel_node_port(node)));
 	uv_run(loop, UV_RUN_DEFAULT);
-	return 0;
+out:
+	keel_free(peers);
+	keel_free(hosts);
+	sm_clear();
+	keel_free(sm.recs);
+	keel_config_free(&spec, &cfg);
+	return rc;
 }
