@@ -78,6 +78,9 @@ static const struct keel_opt opts[] = {
 	 .help = "Log format: text or json (etcd's 'zap' is accepted as json, 'capnslog' as text)."},
 	{.name = "quota-backend-bytes", .type = KEEL_OPT_UINT, .offset = F(quota_backend_bytes),
 	 .help = "Accepted for etcd compatibility; the v2 store has no backend quota.", .flags = KEEL_OPT_HIDDEN},
+	{.name = "watch-timeout", .type = KEEL_OPT_DURATION, .offset = F(watch_timeout_ns), .def = "5m",
+	 .help = "How long a watch may wait before the server ends it with an empty answer (etcd: 5m).",
+	 .flags = KEEL_OPT_HIDDEN},
 	{.name = "max-request-bytes", .type = KEEL_OPT_UINT, .offset = F(max_request_bytes), .def = "1572864",
 	 .min = 1, .max = 64u << 20, .help = "Maximum client request size in bytes the server will accept."},
 };

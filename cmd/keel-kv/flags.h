@@ -30,6 +30,7 @@ struct kv_flags {
 	char *logger;
 	uint64_t quota_backend_bytes;
 	uint64_t max_request_bytes;
+	int64_t watch_timeout_ns;
 };
 
 extern const struct keel_config_spec kv_flags_spec;

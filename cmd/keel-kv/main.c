@@ -123,6 +123,7 @@ int main(int argc, char **argv)
 		.peer_client_cert_auth = f.peer_client_cert_auth,
 		.heartbeat_ms = (unsigned)f.heartbeat_interval, .election_ms = (unsigned)f.election_timeout,
 		.snapshot_count = f.snapshot_count, .max_request_bytes = f.max_request_bytes,
+		.watch_timeout_ms = (uint64_t)(f.watch_timeout_ns / 1000000),
 		.on_fatal = on_fatal,
 	};
 	signal(SIGPIPE, SIG_IGN);

@@ -24,6 +24,16 @@ struct kv_wait {
 	bool head;
 };
 
+/* A held watch (GET ?wait=true): on the server's list so the timer can end idle ones. */
+struct kv_watch {
+	struct keel_kv_watcher w;
+	struct keel_kv_server *s;
+	struct keel_http_req *req;
+	struct kv_watch *next, *prev;
+	uint64_t deadline_ms;
+	bool stream;
+};
+
 struct keel_kv_server {
 	uv_loop_t *loop;
 	struct keel_kv_server_config cfg;
@@ -39,6 +49,9 @@ struct keel_kv_server {
 	bool published, version_set;
 	uint64_t publish_retry_ms, version_retry_ms; /* no second proposal before these */
 	bool stopping;
+	struct kv_watch *watches;         /* held watches */
+	uint64_t leader_changes;          /* for /metrics */
+	uint64_t last_leader;
 	void (*stop_cb)(void *);
 	void *stop_ud;
 	unsigned closing;
@@ -63,6 +76,7 @@ int kv_propose_member_urls(struct keel_kv_server *s, uint64_t id, const char *ra
 
 /* server_keys.c */
 int kv_handle_keys(struct keel_http_req *req, void *ud);
+void kv_expire_watches(struct keel_kv_server *s, bool all);
 
 /* server_members.c */
 int kv_handle_members_add(struct keel_http_req *req, void *ud);

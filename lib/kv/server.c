@@ -434,6 +434,13 @@ static void on_timer(uv_timer_t *t)
 {
 	struct keel_kv_server *s = t->data;
 	expire_waits(s, false);
+	kv_expire_watches(s, false);
+	uint64_t leader = keel_node_leader(s->node);
+	if (leader != s->last_leader) {
+		if (leader)
+			s->leader_changes++;
+		s->last_leader = leader;
+	}
 	uint64_t now = uv_now(s->loop);
 	if (keel_node_is_leader(s->node)) {
 		/* Only the leader expires keys, by proposing its time (etcd's SYNC). */
@@ -718,6 +725,59 @@ static int handle_stats_self(struct keel_http_req *req, void *ud)
 	return KEEL_HTTP_DONE;
 }
 
+/* GET /metrics: Prometheus text format, with etcd's names for what keel-kv has. */
+static int handle_metrics(struct keel_http_req *req, void *ud)
+{
+	struct keel_kv_server *s = ud;
+	struct keel_node_stats st;
+	keel_node_get_stats(s->node, &st);
+	const struct keel_raft *r = keel_node_raft(s->node);
+	long pages = 0;
+	FILE *f = fopen("/proc/self/statm", "re");
+	if (f) {
+		long size;
+		if (fscanf(f, "%ld %ld", &size, &pages) != 2)
+			pages = 0;
+		fclose(f);
+	}
+	size_t watchers = keel_kv_store_watcher_count(s->store);
+	const struct {
+		const char *name, *type, *help;
+		uint64_t value;
+	} m[] = {
+		{"etcd_server_has_leader", "gauge", "Whether or not a leader exists. 1 is existence, 0 is not.",
+		 keel_node_leader(s->node) != 0},
+		{"etcd_server_is_leader", "gauge", "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+		 keel_node_is_leader(s->node)},
+		{"etcd_server_leader_changes_seen_total", "counter", "The number of leader changes seen.",
+		 s->leader_changes},
+		{"etcd_server_proposals_committed_total", "gauge", "The total number of consensus proposals committed.",
+		 keel_raft_commit_index(r)},
+		{"etcd_server_proposals_applied_total", "gauge", "The total number of consensus proposals applied.",
+		 keel_raft_applied_index(r)},
+		{"etcd_server_proposals_pending", "gauge", "The current number of pending proposals to commit.",
+		 s->n_waits},
+		{"etcd_disk_wal_fsync_total", "counter", "The number of fdatasyncs of the WAL.", st.syncs},
+		{"etcd_debugging_store_watchers", "gauge", "Count of currently active watchers.", watchers},
+		{"etcd_debugging_snap_save_total_count", "counter", "Snapshots taken.", st.snapshots_taken},
+		{"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
+		 (uint64_t)pages * 4096},
+	};
+	struct keel_buf b = KEEL_BUF_INIT;
+	int rc = 0;
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(m) && rc == 0; i++)
+		rc = keel_buf_printf(&b, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", m[i].name, m[i].help,
+				     m[i].name, m[i].type, m[i].name, m[i].value);
+	if (rc < 0) {
+		keel_buf_free(&b);
+		return keel_http_error(req, 500, "out of memory");
+	}
+	const struct keel_http_header h[] = {{"Content-Type", "text/plain; version=0.0.4; charset=utf-8"}};
+	keel_http_respond(req, 200, h, 1, b.data, b.len);
+	keel_buf_free(&b);
+	return KEEL_HTTP_DONE;
+}
+
 /* ---- start and stop ---- */
 
 int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cfg,
@@ -806,6 +866,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		{KEEL_HTTP_GET, "/health", false, handle_health, s, NULL},
 		{KEEL_HTTP_GET, "/v2/stats/store", false, handle_stats_store, s, NULL},
 		{KEEL_HTTP_GET, "/v2/stats/self", false, handle_stats_self, s, NULL},
+		{KEEL_HTTP_GET, "/metrics", false, handle_metrics, s, NULL},
 	};
 	struct keel_http_listen listens[8];
 	size_t nl = 0;
@@ -859,6 +920,7 @@ void keel_kv_server_stop(struct keel_kv_server *s, void (*cb)(void *ud), void *u
 	s->stop_cb = cb;
 	s->stop_ud = ud;
 	expire_waits(s, true);
+	kv_expire_watches(s, true);
 	s->closing = 3;
 	uv_close((uv_handle_t *)&s->timer, timer_closed);
 	keel_http_server_close(s->http, part_closed, s);

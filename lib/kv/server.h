@@ -44,6 +44,7 @@ struct keel_kv_server_config {
 	unsigned heartbeat_ms, election_ms;
 	uint64_t snapshot_count;
 	size_t max_request_bytes;
+	uint64_t watch_timeout_ms;       /* 0: etcd's 5 minutes */
 	/* Optional: the node stopped for good (its disk failed). */
 	void (*on_fatal)(void *ud, const char *why);
 	void *ud;

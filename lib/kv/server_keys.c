@@ -153,31 +153,56 @@ static int parse_keys_request(struct keel_http_req *req, struct keys_req *k, con
 
 /* ---- watches ---- */
 
-struct watch {
-	struct keel_kv_watcher w;
-	struct keel_kv_server *s;
-	struct keel_http_req *req;
-	bool stream;
-};
+static void watch_unlink(struct kv_watch *wc)
+{
+	if (wc->prev)
+		wc->prev->next = wc->next;
+	else
+		wc->s->watches = wc->next;
+	if (wc->next)
+		wc->next->prev = wc->prev;
+}
 
 static void watch_closed(struct keel_http_req *req, void *ud)
 {
 	(void)req;
-	struct watch *wc = ud;
+	struct kv_watch *wc = ud;
 	keel_kv_watch_cancel(wc->s->store, &wc->w);
+	watch_unlink(wc);
+	keel_free(wc);
+}
+
+/* End a held watch from our side (its event came, or it timed out): on_close will not run. */
+static void watch_end(struct kv_watch *wc)
+{
+	keel_kv_watch_cancel(wc->s->store, &wc->w);
+	keel_http_stream_end(wc->req);
+	watch_unlink(wc);
 	keel_free(wc);
 }
 
 static void watch_event(struct keel_kv_watcher *w, struct keel_kv_event *ev)
 {
-	struct watch *wc = w->data;
+	struct kv_watch *wc = w->data;
 	struct keel_buf body = KEEL_BUF_INIT;
 	if (keel_kv_event_json(ev, 0, &body) == 0)
 		keel_http_stream_write(wc->req, body.data, body.len);
 	keel_buf_free(&body);
-	if (!wc->stream) {
-		keel_http_stream_end(wc->req); /* on_close will not run: we free it */
-		keel_free(wc);
+	if (!wc->stream)
+		watch_end(wc);
+}
+
+/* etcd ends a watch after defaultWatchTimeout (5 minutes) with 200 and what it streamed so far
+ * (nothing, for a plain long poll): clients then watch again. `all` ends every watch (stop). */
+void kv_expire_watches(struct keel_kv_server *s, bool all)
+{
+	uint64_t now = uv_now(s->loop);
+	struct kv_watch *wc = s->watches;
+	while (wc) {
+		struct kv_watch *next = wc->next;
+		if (all || now >= wc->deadline_ms)
+			watch_end(wc);
+		wc = next;
 	}
 }
 
@@ -197,7 +222,7 @@ static void watch_headers(struct keel_kv_server *s, struct keel_http_req *req, u
 
 static int start_watch(struct keel_kv_server *s, struct keel_http_req *req, struct keys_req *k)
 {
-	struct watch *wc = keel_calloc(1, sizeof(*wc));
+	struct kv_watch *wc = keel_calloc(1, sizeof(*wc));
 	if (!wc)
 		return -ENOMEM;
 	wc->s = s;
@@ -237,6 +262,11 @@ static int start_watch(struct keel_kv_server *s, struct keel_http_req *req, stru
 		keel_free(wc);
 		return -ENOMEM;
 	}
+	wc->deadline_ms = uv_now(s->loop) + (s->cfg.watch_timeout_ms ? s->cfg.watch_timeout_ms : 5 * 60 * 1000);
+	wc->next = s->watches;
+	if (wc->next)
+		wc->next->prev = wc;
+	s->watches = wc;
 	watch_headers(s, req, keel_kv_watcher_start_index(&wc->w));
 	return KEEL_HTTP_HELD;
 }

@@ -315,3 +315,28 @@ def test_data_dir_of_another_member_is_refused(daemons, build_dir, tmp_path):
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 1
     assert "holds the data of another member" in proc.stderr
+
+
+def test_idle_watch_ends_with_empty_200_and_metrics(daemons, build_dir, tmp_path):
+    client_port, peer_port = free_ports(2)
+    m = Member("w1", client_port, peer_port)
+    argv = [keel_kv(build_dir), "--name", m.name, "--data-dir", str(tmp_path / "w1"),
+            "--listen-client-urls", m.url, "--advertise-client-urls", m.url,
+            "--listen-peer-urls", m.peer_url, "--initial-cluster", f"{m.name}={m.peer_url}",
+            "--watch-timeout", "1s"] + FAST
+    m.proc = daemons.start("w1", argv, ready_tcp=("127.0.0.1", client_port))
+    wait_healthy(m)
+    started = time.monotonic()
+    status, headers, body = http(m, "GET", "/v2/keys/idle?wait=true")
+    waited = time.monotonic() - started
+    # etcd ends an idle watch with 200 and nothing in the body; clients watch again.
+    assert status == 200 and body == "" and 0.8 < waited < 5, (status, body, waited)
+    assert headers["X-Etcd-Index"]
+    status, _, text = http(m, "GET", "/metrics")
+    assert status == 200
+    values = dict(line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#"))
+    assert values["etcd_server_has_leader"] == "1" and values["etcd_server_is_leader"] == "1"
+    assert int(values["etcd_server_leader_changes_seen_total"]) >= 1
+    assert int(values["etcd_server_proposals_applied_total"]) >= 3
+    assert int(values["process_resident_memory_bytes"]) > 1 << 20
+    assert "# TYPE etcd_disk_wal_fsync_total counter" in text
