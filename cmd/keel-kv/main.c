@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <uv.h>
 
 #include "base/log.h"
@@ -127,6 +128,13 @@ int main(int argc, char **argv)
 		.on_fatal = on_fatal,
 	};
 	signal(SIGPIPE, SIG_IGN);
+	/* Every watcher holds a connection: use all the descriptors we may (Go programs such as
+	 * etcd get this from their runtime). Never above the hard limit. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
 	loop = uv_default_loop();
 	r = keel_kv_server_start(loop, &sc, &server, &err);
 	if (r < 0) {

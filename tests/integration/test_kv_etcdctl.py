@@ -340,3 +340,52 @@ def test_idle_watch_ends_with_empty_200_and_metrics(daemons, build_dir, tmp_path
     assert int(values["etcd_server_proposals_applied_total"]) >= 3
     assert int(values["process_resident_memory_bytes"]) > 1 << 20
     assert "# TYPE etcd_disk_wal_fsync_total counter" in text
+
+
+def test_thousands_of_watchers_and_clients_that_vanish(single):
+    """2000 long polls at once; half the clients vanish before the event; the rest all get it,
+    and the server is left with no watchers and keeps serving."""
+    import resource
+    import selectors
+    import socket as sk
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    m = single
+    n = 2000
+    socks = []
+    try:
+        for _ in range(n):
+            s = sk.create_connection(("127.0.0.1", m.client_port), timeout=10)
+            s.sendall(b"GET /v2/keys/crowd?wait=true HTTP/1.1\r\nHost: x\r\n\r\n")
+            socks.append(s)
+        # Every watch is registered once its headers came back (etcd flushes them at once).
+        for s in socks:
+            assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        for s in socks[: n // 2]:
+            s.close()
+        time.sleep(0.5)
+        status, _, _ = http(m, "PUT", "/v2/keys/crowd", "value=everyone")
+        assert status == 201
+        sel = selectors.DefaultSelector()
+        remaining = socks[n // 2:]
+        for s in remaining:
+            s.setblocking(False)
+            sel.register(s, selectors.EVENT_READ, bytearray())
+        done = 0
+        deadline = time.monotonic() + 20
+        while done < len(remaining) and time.monotonic() < deadline:
+            for key, _ in sel.select(timeout=1):
+                chunk = key.fileobj.recv(65536)
+                key.data.extend(chunk)
+                if b'"value":"everyone"' in key.data or not chunk:
+                    sel.unregister(key.fileobj)
+                    done += b'"value":"everyone"' in key.data
+        assert done == len(remaining), f"only {done} of {len(remaining)} watchers got the event"
+    finally:
+        for s in socks:
+            s.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    time.sleep(0.5)
+    _, _, text = http(m, "GET", "/metrics")
+    assert "etcd_debugging_store_watchers 0" in text
+    assert http(m, "PUT", "/v2/keys/after", "value=1")[0] == 201
