@@ -725,6 +725,66 @@ static int handle_stats_self(struct keel_http_req *req, void *ud)
 	return KEEL_HTTP_DONE;
 }
 
+/* GET /v2/stats/leader: on the leader, each follower's heartbeat latency and append counts;
+ * elsewhere 403 "not current leader", as etcd. */
+static int handle_stats_leader(struct keel_http_req *req, void *ud)
+{
+	struct keel_kv_server *s = ud;
+	if (!keel_node_is_leader(s->node)) {
+		static const char body[] = "{\"message\":\"not current leader\"}\n";
+		return keel_http_respond_json(req, 403, body, sizeof(body) - 1), KEEL_HTTP_DONE;
+	}
+	const struct keel_raft_conf *c = keel_raft_conf(keel_node_raft(s->node));
+	char hex[17];
+	snprintf(hex, sizeof(hex), "%" PRIx64, s->cfg.member_id);
+	struct keel_buf b = KEEL_BUF_INIT;
+	struct keel_jw w;
+	keel_jw_init(&w, &b, KEEL_JW_GO_ESCAPE);
+	keel_jw_obj_begin(&w);
+	keel_jw_kstr(&w, "leader", hex);
+	keel_jw_key(&w, "followers");
+	keel_jw_obj_begin(&w);
+	for (uint32_t i = 0; i < c->n_voters + c->n_learners; i++) {
+		keel_raft_id id = i < c->n_voters ? c->voters[i] : c->learners[i - c->n_voters];
+		if (id == s->cfg.member_id)
+			continue;
+		struct keel_node_peer_stats ps = {0};
+		keel_node_peer_stats(s->node, id, &ps);
+		char fid[17], num[64];
+		snprintf(fid, sizeof(fid), "%" PRIx64, id);
+		keel_jw_key(&w, fid);
+		keel_jw_obj_begin(&w);
+		keel_jw_key(&w, "latency");
+		keel_jw_obj_begin(&w);
+		const struct {
+			const char *k;
+			double v;
+		} lat[] = {{"current", ps.current}, {"average", ps.average}, {"standardDeviation", ps.stddev},
+			   {"minimum", ps.minimum}, {"maximum", ps.maximum}};
+		for (size_t k = 0; k < KEEL_ARRAY_SIZE(lat); k++) {
+			keel_jw_key(&w, lat[k].k);
+			snprintf(num, sizeof(num), "%.9g", lat[k].v);
+			keel_jw_raw(&w, num, strlen(num));
+		}
+		keel_jw_obj_end(&w);
+		keel_jw_key(&w, "counts");
+		keel_jw_obj_begin(&w);
+		keel_jw_ku64(&w, "fail", ps.fail);
+		keel_jw_ku64(&w, "success", ps.success);
+		keel_jw_obj_end(&w);
+		keel_jw_obj_end(&w);
+	}
+	keel_jw_obj_end(&w);
+	keel_jw_obj_end(&w);
+	if (keel_jw_finish(&w) < 0) {
+		keel_buf_free(&b);
+		return keel_http_error(req, 500, "out of memory");
+	}
+	keel_http_respond_json(req, 200, b.data, b.len);
+	keel_buf_free(&b);
+	return KEEL_HTTP_DONE;
+}
+
 /* GET /metrics: Prometheus text format, with etcd's names for what keel-kv has. */
 static int handle_metrics(struct keel_http_req *req, void *ud)
 {
@@ -867,6 +927,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		{KEEL_HTTP_GET, "/v2/stats/store", false, handle_stats_store, s, NULL},
 		{KEEL_HTTP_GET, "/v2/stats/self", false, handle_stats_self, s, NULL},
 		{KEEL_HTTP_GET, "/metrics", false, handle_metrics, s, NULL},
+		{KEEL_HTTP_GET, "/v2/stats/leader", false, handle_stats_leader, s, NULL},
 	};
 	struct keel_http_listen listens[8];
 	size_t nl = 0;

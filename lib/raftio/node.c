@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +36,19 @@ struct completion {
 	uint64_t index;
 };
 
+/* Per-peer observations for /v2/stats/leader. */
+struct peer_stat {
+	keel_raft_id id;
+	uint64_t hb_sent_ns;  /* when the last heartbeat to it left */
+	uint64_t success, fail, samples;
+	double current, sum, sumsq, minimum, maximum;
+};
+
+#define MAX_PEER_STATS 16
+
 struct keel_node {
 	uv_loop_t *loop;
+	struct peer_stat peer_stats[MAX_PEER_STATS];
 	struct keel_node_config cfg;
 	char *wal_dir, *snap_dir;
 	struct keel_raft *raft;
@@ -254,8 +266,29 @@ static void handle_reads(struct keel_node *n, const struct keel_raft_read_state 
 	}
 }
 
+static struct peer_stat *peer_stat(struct keel_node *n, keel_raft_id id, bool create)
+{
+	struct peer_stat *free_slot = NULL;
+	for (int i = 0; i < MAX_PEER_STATS; i++) {
+		if (n->peer_stats[i].id == id)
+			return &n->peer_stats[i];
+		if (!n->peer_stats[i].id && !free_slot)
+			free_slot = &n->peer_stats[i];
+	}
+	if (!create || !free_slot)
+		return NULL;
+	*free_slot = (struct peer_stat){.id = id};
+	return free_slot;
+}
+
 static void send_msg(struct keel_node *n, const struct keel_raft_msg *m)
 {
+	if (m->type == KEEL_RAFT_MSG_HEARTBEAT) {
+		/* The latest heartbeat: a lost one must not leave an old send time behind. */
+		struct peer_stat *ps = peer_stat(n, m->to, true);
+		if (ps)
+			ps->hb_sent_ns = uv_hrtime();
+	}
 	if (m->type == KEEL_RAFT_MSG_SNAPSHOT) {
 		if (!n->snap_path || m->snapshot.index != n->snap.index) {
 			keel_raft_report_snapshot(n->raft, m->to, false);
@@ -395,8 +428,43 @@ static void on_message(void *ud, const struct keel_raft_msg *m)
 	struct keel_node *n = ud;
 	if (n->failed || n->stopping)
 		return;
+	if (m->type == KEEL_RAFT_MSG_HEARTBEAT_RESP || m->type == KEEL_RAFT_MSG_APPEND_RESP) {
+		struct peer_stat *ps = peer_stat(n, m->from, true);
+		if (ps && m->type == KEEL_RAFT_MSG_APPEND_RESP)
+			m->reject ? ps->fail++ : ps->success++;
+		if (ps && m->type == KEEL_RAFT_MSG_HEARTBEAT_RESP && ps->hb_sent_ns) {
+			double rtt = (double)(uv_hrtime() - ps->hb_sent_ns) / 1e9;
+			ps->hb_sent_ns = 0;
+			ps->current = rtt;
+			ps->sum += rtt;
+			ps->sumsq += rtt * rtt;
+			if (!ps->samples || rtt < ps->minimum)
+				ps->minimum = rtt;
+			if (rtt > ps->maximum)
+				ps->maximum = rtt;
+			ps->samples++;
+		}
+	}
 	keel_raft_step(n->raft, m);
 	pump(n);
+}
+
+int keel_node_peer_stats(const struct keel_node *n, keel_raft_id peer, struct keel_node_peer_stats *ret)
+{
+	for (int i = 0; i < MAX_PEER_STATS; i++) {
+		const struct peer_stat *ps = &n->peer_stats[i];
+		if (ps->id != peer || !peer)
+			continue;
+		double avg = ps->samples ? ps->sum / (double)ps->samples : 0;
+		double var = ps->samples ? ps->sumsq / (double)ps->samples - avg * avg : 0;
+		*ret = (struct keel_node_peer_stats){
+			.success = ps->success, .fail = ps->fail, .current = ps->current, .average = avg,
+			.minimum = ps->minimum, .maximum = ps->maximum, .stddev = var > 0 ? sqrt(var) : 0,
+			.samples = ps->samples,
+		};
+		return 0;
+	}
+	return -ENOENT;
 }
 
 static void on_snapshot(void *ud, const struct keel_raft_msg *m, const char *path)

@@ -108,6 +108,16 @@ struct keel_node_stats {
 };
 void keel_node_get_stats(const struct keel_node *n, struct keel_node_stats *st);
 
+/* What this node saw of one peer while it led (etcd's /v2/stats/leader): heartbeat round trips
+ * in seconds and the appends the peer accepted or rejected. */
+struct keel_node_peer_stats {
+	uint64_t success, fail;
+	double current, average, minimum, maximum, stddev; /* seconds; 0 with no sample yet */
+	uint64_t samples;
+};
+/* 0, or -ENOENT when the peer was never heard from. */
+int keel_node_peer_stats(const struct keel_node *n, keel_raft_id peer, struct keel_node_peer_stats *ret);
+
 /* Stop: pending callbacks get -KEEL_ESTOPPED, the WAL is closed after any write in flight, the
  * transport is closed; cb runs when every handle is closed and n is freed. */
 void keel_node_stop(struct keel_node *n, void (*cb)(void *ud), void *ud);

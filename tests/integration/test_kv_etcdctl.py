@@ -229,6 +229,16 @@ def test_three_members_survive_leader_kill(daemons, build_dir, tmp_path):
         acked[f"/k{i}"] = f"v{i}"
     leader_id = json.loads(http(members[0], "GET", "/v2/members/leader")[2])["name"]
     leader = next(m for m in members if m.name == leader_id)
+    # /v2/stats/leader: the leader reports both followers; a follower refuses like etcd.
+    time.sleep(0.2)
+    status, _, body = http(leader, "GET", "/v2/stats/leader")
+    stats = json.loads(body)
+    assert status == 200 and len(stats["followers"]) == 2, body
+    for f in stats["followers"].values():
+        assert f["counts"]["success"] > 0 and f["counts"]["fail"] >= 0
+        assert 0 < f["latency"]["current"] < 1 and f["latency"]["maximum"] >= f["latency"]["minimum"]
+    follower = next(m for m in members if m is not leader)
+    assert http(follower, "GET", "/v2/stats/leader")[0] == 403
     leader.proc.kill(signal.SIGKILL)
     others = [m for m in members if m is not leader]
     deadline = time.monotonic() + 10
