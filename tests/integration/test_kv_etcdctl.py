@@ -163,6 +163,27 @@ def test_etcdctl_watch_and_after_index(single):
             watcher.wait()
 
 
+def test_etcdctl_exec_watch(single, tmp_path):
+    m = single
+    out = tmp_path / "exec.out"
+    env = dict(os.environ, ETCDCTL_API="2")
+    # etcdctl only keeps "<key> -- <command>" in that order when a flag is given.
+    proc = subprocess.Popen(["etcdctl", "--endpoints", m.url, "exec-watch", "--recursive", "/ew", "--",
+                             "sh", "-c", f'echo "$ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE" >> {out}'],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        http(m, "PUT", "/v2/keys/ew/a", "value=1")
+        http(m, "PUT", "/v2/keys/ew/b", "value=2")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 2):
+            time.sleep(0.05)
+        assert out.read_text() == "set /ew/a 1\nset /ew/b 2\n"
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_python_etcd_client(single):
     etcd = pytest.importorskip("etcd")
     c = etcd.Client(host="127.0.0.1", port=single.client_port, allow_reconnect=False)
