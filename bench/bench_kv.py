@@ -64,7 +64,11 @@ class Cluster:
                 argv += ["--enable-v2=true", "--log-level", "error"]
             self.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             self.urls.append(url)
-        self.wait_leader()
+        try:
+            self.wait_leader()
+        except BaseException:
+            self.stop()  # never leave members running behind a failed start
+            raise
 
     def wait_leader(self):
         deadline = time.monotonic() + 60
