@@ -9,44 +9,18 @@
 #include "base/errors.h"
 #include "base/fault.h"
 
-static int save_to_buf(void *ud, const void *data, size_t len)
-{
-	return keel_buf_append(ud, data, len);
-}
-
-struct src {
-	const unsigned char *p;
-	size_t left;
-	size_t step;   /* at most this many bytes per read (0: all) */
-	int fail_with; /* return this instead of data */
-};
-
-static ssize_t read_from(void *ud, void *buf, size_t len)
-{
-	struct src *s = ud;
-	if (s->fail_with)
-		return s->fail_with;
-	size_t n = len < s->left ? len : s->left;
-	if (s->step && n > s->step)
-		n = s->step;
-	memcpy(buf, s->p, n);
-	s->p += n;
-	s->left -= n;
-	return (ssize_t)n;
-}
-
 static struct keel_buf save(const struct keel_kv_store *s)
 {
 	struct keel_buf b = KEEL_BUF_INIT;
-	assert_int_equal(keel_kv_store_save(s, save_to_buf, &b, NULL), 0);
+	assert_int_equal(keel_kv_store_save(s, kvt_save_to_buf, &b, NULL), 0);
 	return b;
 }
 
 static int load(struct keel_kv_store *s, const void *data, size_t len, size_t step)
 {
-	struct src in = {data, len, step, 0};
+	struct kvt_src in = {data, len, step, 0};
 	struct keel_err err;
-	return keel_kv_store_load(s, read_from, &in, &err);
+	return keel_kv_store_load(s, kvt_read_from, &in, &err);
 }
 
 /* A store with a bit of everything: directories, hidden nodes, TTLs on keys and directories,
@@ -157,9 +131,9 @@ static void damaged_snapshots_are_refused_and_change_nothing(void **state)
 	assert_int_equal(after.len, before.len);
 	assert_memory_equal(after.data, before.data, before.len);
 	/* A read error is passed on. */
-	struct src in = {(const unsigned char *)snap.data, snap.len, 0, -EIO};
+	struct kvt_src in = {(const unsigned char *)snap.data, snap.len, 0, -EIO};
 	struct keel_err err;
-	assert_int_equal(keel_kv_store_load(b, read_from, &in, &err), -EIO);
+	assert_int_equal(keel_kv_store_load(b, kvt_read_from, &in, &err), -EIO);
 	free(copy);
 	keel_buf_free(&after);
 	keel_buf_free(&before);

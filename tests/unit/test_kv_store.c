@@ -768,16 +768,11 @@ static void apply_rejects_bad_requests(void **state)
 
 /* ---- allocation failures ------------------------------------------------------------------ */
 
-static int save_to_buf(void *ud, const void *data, size_t len)
-{
-	return keel_buf_append(ud, data, len);
-}
-
 /* Everything a store holds, as bytes: its snapshot. */
 static char *state_of(struct keel_kv_store *s, size_t *len)
 {
 	struct keel_buf b = KEEL_BUF_INIT;
-	assert_int_equal(keel_kv_store_save(s, save_to_buf, &b, NULL), 0);
+	assert_int_equal(keel_kv_store_save(s, kvt_save_to_buf, &b, NULL), 0);
 	return keel_buf_steal(&b, len);
 }
 

@@ -30,6 +30,34 @@
 
 static int64_t kvt_now = T0;
 
+/* Snapshot plumbing: save into a keel_buf, load from memory (optionally a few bytes per read,
+ * or failing with an error instead of data). */
+static inline int kvt_save_to_buf(void *ud, const void *data, size_t len)
+{
+	return keel_buf_append(ud, data, len);
+}
+
+struct kvt_src {
+	const unsigned char *p;
+	size_t left;
+	size_t step;   /* at most this many bytes per read (0: all) */
+	int fail_with; /* return this instead of data */
+};
+
+static inline ssize_t kvt_read_from(void *ud, void *buf, size_t len)
+{
+	struct kvt_src *s = ud;
+	if (s->fail_with)
+		return s->fail_with;
+	size_t n = len < s->left ? len : s->left;
+	if (s->step && n > s->step)
+		n = s->step;
+	memcpy(buf, s->p, n);
+	s->p += n;
+	s->left -= n;
+	return (ssize_t)n;
+}
+
 static inline struct keel_kv_store *kvt_store(void)
 {
 	struct keel_kv_store *s = NULL;

@@ -445,37 +445,17 @@ static void freeing_the_store_detaches_watchers(void **state)
 	assert_int_equal(r.calls, 0);
 }
 
-static int save_to_buf(void *ud, const void *data, size_t len)
-{
-	return keel_buf_append(ud, data, len);
-}
-
-struct src {
-	const char *p;
-	size_t left;
-};
-
-static ssize_t read_from(void *ud, void *buf, size_t len)
-{
-	struct src *s = ud;
-	size_t n = len < s->left ? len : s->left;
-	memcpy(buf, s->p, n);
-	s->p += n;
-	s->left -= n;
-	return (ssize_t)n;
-}
-
 static void watchers_survive_loading_a_snapshot(void **state)
 {
 	struct keel_kv_store *a = kvt_store(), *b = kvt_store();
 	for (int i = 0; i < 5; i++)
 		KVT_OK(a, KV_PUT("/k", "a"));
 	struct keel_buf snap = KEEL_BUF_INIT;
-	assert_int_equal(keel_kv_store_save(a, save_to_buf, &snap, NULL), 0);
+	assert_int_equal(keel_kv_store_save(a, kvt_save_to_buf, &snap, NULL), 0);
 	struct rec r = {0};
 	watch(b, &r, "/k", false, false, 0);
-	struct src in = {snap.data, snap.len};
-	assert_int_equal(keel_kv_store_load(b, read_from, &in, NULL), 0);
+	struct kvt_src in = {(const unsigned char *)snap.data, snap.len, 0, 0};
+	assert_int_equal(keel_kv_store_load(b, kvt_read_from, &in, NULL), 0);
 	assert_true(keel_kv_watcher_active(&r.w));
 	/* The loaded history answers waitIndex. */
 	FOUND(b, "/k", false, 5,
