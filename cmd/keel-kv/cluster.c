@@ -24,41 +24,6 @@ uint64_t kv_cluster_id(const uint64_t *ids, size_t n)
 	return keel_kv_cluster_id(ids, n);
 }
 
-int kv_parse_url(const char *url, char *scheme, size_t ssize, char *host, size_t hsize, uint16_t *port)
-{
-	const char *rest;
-	if ((rest = keel_startswith(url, "http://")))
-		snprintf(scheme, ssize, "http");
-	else if ((rest = keel_startswith(url, "https://")))
-		snprintf(scheme, ssize, "https");
-	else
-		return -EINVAL;
-	const char *colon = strrchr(rest, ':');
-	const char *slash = strchr(rest, '/');
-	if (!colon || colon == rest || (slash && slash < colon))
-		return -EINVAL;
-	size_t hlen = (size_t)(colon - rest);
-	if (rest[0] == '[' && hlen >= 2 && rest[hlen - 1] == ']') { /* [::1]:2379 */
-		rest++;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= hsize)
-		return -EINVAL;
-	char portbuf[8];
-	size_t plen = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
-	if (plen == 0 || plen >= sizeof(portbuf) || (slash && slash[1]))
-		return -EINVAL;
-	memcpy(portbuf, colon + 1, plen);
-	portbuf[plen] = '\0';
-	uint64_t p;
-	if (keel_parse_u64(portbuf, &p) < 0 || p == 0 || p > 65535)
-		return -EINVAL;
-	memcpy(host, rest, hlen);
-	host[hlen] = '\0';
-	*port = (uint16_t)p;
-	return 0;
-}
-
 const struct kv_member *kv_cluster_find_name(const struct kv_cluster *c, const char *name)
 {
 	for (size_t i = 0; i < c->n; i++)
@@ -86,7 +51,7 @@ int kv_cluster_parse(char *const *initial_cluster, const char *token, struct kv_
 		const char *eq = strchr(item, '=');
 		char scheme[8], host[256];
 		uint16_t port;
-		if (!eq || eq == item || kv_parse_url(eq + 1, scheme, sizeof(scheme), host, sizeof(host), &port) < 0) {
+		if (!eq || eq == item || keel_kv_parse_url(eq + 1, scheme, sizeof(scheme), host, sizeof(host), &port) < 0) {
 			kv_cluster_free(&c);
 			return keel_err_set(err, -EINVAL, "invalid --initial-cluster entry \"%s\" (want name=http://host:port)", item);
 		}

@@ -36,7 +36,3 @@ const struct kv_member *kv_cluster_find_name(const struct kv_cluster *c, const c
 uint64_t kv_member_id(char *const *sorted_urls, size_t n, const char *token);
 /* etcd's cluster id: SHA-1 over the sorted member ids (8 bytes big-endian each). */
 uint64_t kv_cluster_id(const uint64_t *ids, size_t n);
-
-/* Split "http://host:port" into its parts. Only http and https, a host and a numeric port.
- * -EINVAL otherwise. */
-int kv_parse_url(const char *url, char *scheme, size_t ssize, char *host, size_t hsize, uint16_t *port);

@@ -94,7 +94,7 @@ int main(int argc, char **argv)
 	char scheme[8], peer_host[256];
 	uint16_t peer_port;
 	if (!f.listen_peer_urls || !f.listen_peer_urls[0] ||
-	    kv_parse_url(f.listen_peer_urls[0], scheme, sizeof(scheme), peer_host, sizeof(peer_host), &peer_port) < 0) {
+	    keel_kv_parse_url(f.listen_peer_urls[0], scheme, sizeof(scheme), peer_host, sizeof(peer_host), &peer_port) < 0) {
 		fprintf(stderr, "keel-kv: invalid --listen-peer-urls\n");
 		rc = 2;
 		goto out;

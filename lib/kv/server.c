@@ -255,24 +255,37 @@ static int urls_json(struct keel_buf *b, const char *key, const char *const *url
 	return keel_jw_finish(&w);
 }
 
-/* Split "http://host:port" for the transport. */
-static int split_url(const char *url, char *host, size_t hsize, uint16_t *port)
+int keel_kv_parse_url(const char *url, char *scheme, size_t ssize, char *host, size_t hsize, uint16_t *port)
 {
-	const char *rest = keel_startswith(url, "http://");
-	if (!rest)
-		rest = keel_startswith(url, "https://");
-	const char *colon = rest ? strrchr(rest, ':') : NULL;
-	uint64_t p;
-	if (!colon || (size_t)(colon - rest) >= hsize || keel_parse_u64(colon + 1, &p) < 0 || p == 0 || p > 65535)
+	const char *rest;
+	if ((rest = keel_startswith(url, "http://")))
+		snprintf(scheme, ssize, "http");
+	else if ((rest = keel_startswith(url, "https://")))
+		snprintf(scheme, ssize, "https");
+	else
 		return -EINVAL;
-	size_t hl = (size_t)(colon - rest);
-	if (hl >= 2 && rest[0] == '[' && rest[hl - 1] == ']') {
-		memcpy(host, rest + 1, hl - 2);
-		host[hl - 2] = '\0';
-	} else {
-		memcpy(host, rest, hl);
-		host[hl] = '\0';
+	const char *colon = strrchr(rest, ':');
+	const char *slash = strchr(rest, '/');
+	if (!colon || colon == rest || (slash && slash < colon))
+		return -EINVAL;
+	size_t hlen = (size_t)(colon - rest);
+	if (rest[0] == '[' && hlen >= 2 && rest[hlen - 1] == ']') { /* [::1]:2379 */
+		rest++;
+		hlen -= 2;
 	}
+	if (hlen == 0 || hlen >= hsize)
+		return -EINVAL;
+	char portbuf[8];
+	size_t plen = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
+	if (plen == 0 || plen >= sizeof(portbuf) || (slash && slash[1]))
+		return -EINVAL;
+	memcpy(portbuf, colon + 1, plen);
+	portbuf[plen] = '\0';
+	uint64_t p;
+	if (keel_parse_u64(portbuf, &p) < 0 || p == 0 || p > 65535)
+		return -EINVAL;
+	memcpy(host, rest, hlen);
+	host[hlen] = '\0';
 	*port = (uint16_t)p;
 	return 0;
 }
@@ -286,7 +299,9 @@ static void tell_transport(struct keel_kv_server *s, uint64_t id, const char *js
 	if (json_is_array(arr) && json_array_size(arr) > 0 && json_is_string(json_array_get(arr, 0))) {
 		char host[256];
 		uint16_t port;
-		if (split_url(json_string_value(json_array_get(arr, 0)), host, sizeof(host), &port) == 0)
+		char scheme[8];
+		if (keel_kv_parse_url(json_string_value(json_array_get(arr, 0)), scheme, sizeof(scheme), host,
+				      sizeof(host), &port) == 0)
 			keel_node_set_peer(s->node, id, host, port);
 	}
 	json_decref(j);
@@ -868,7 +883,9 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	size_t np = 0;
 	for (size_t i = 0; i < cfg->n_members && np < KEEL_KV_MAX_MEMBERS; i++) {
 		const struct keel_kv_member_cfg *m = &cfg->members[i];
-		if (!m->n_peer_urls || split_url(m->peer_urls[0], hosts[np], sizeof(hosts[np]), &peers[np].port) < 0) {
+		char scheme[8];
+		if (!m->n_peer_urls || keel_kv_parse_url(m->peer_urls[0], scheme, sizeof(scheme), hosts[np],
+							 sizeof(hosts[np]), &peers[np].port) < 0) {
 			keel_kv_store_free(s->store);
 			keel_free(s);
 			return keel_err_set(err, -EINVAL, "member %s: bad peer URL", m->name);

@@ -55,6 +55,10 @@ struct keel_kv_server;
 /* etcd's computeMemberId: the first 8 bytes, big-endian, of SHA-1(the peer URLs, sorted, joined,
  * then the cluster token). */
 uint64_t keel_kv_member_id(const char *const *sorted_urls, size_t n, const char *token);
+/* Split "http://host:port" (or https, "[v6]:port", an optional trailing "/") into its parts:
+ * a host and a numeric port. -EINVAL otherwise. */
+int keel_kv_parse_url(const char *url, char *scheme, size_t ssize, char *host, size_t hsize, uint16_t *port);
+
 /* etcd's cluster id: SHA-1 over the sorted member ids (8 bytes big-endian each). */
 uint64_t keel_kv_cluster_id(const uint64_t *ids, size_t n);
 

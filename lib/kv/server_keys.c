@@ -58,15 +58,6 @@ static int parse_keys_request(struct keel_http_req *req, struct keys_req *k, con
 	k->kr.path = k->path;
 	k->kr.path_len = strlen(STORE_KEYS_PREFIX) + rest_len;
 
-	static const struct {
-		const char *key;
-		size_t off;
-		const char *msg;
-	} bools[] = {
-		{"recursive", offsetof(struct keel_kv_req, recursive), "invalid value for \"recursive\""},
-		{"sorted", offsetof(struct keel_kv_req, sorted), "invalid value for \"sorted\""},
-		{"dir", offsetof(struct keel_kv_req, dir), "invalid value for \"dir\""},
-	};
 	if (form_u64(req, "prevIndex", &k->kr.prev_index) < 0) {
 		*cause = "invalid value for \"prevIndex\"";
 		return KEEL_KV_ECODE_INDEX_NAN;
@@ -75,27 +66,24 @@ static int parse_keys_request(struct keel_http_req *req, struct keys_req *k, con
 		*cause = "invalid value for \"waitIndex\"";
 		return KEEL_KV_ECODE_INDEX_NAN;
 	}
-	for (size_t i = 0; i < 2; i++)
-		if (form_bool(req, bools[i].key, (bool *)((char *)&k->kr + bools[i].off)) < 0) {
+	/* In etcd's order, so the same bad request reports the same field first. */
+	const struct {
+		const char *key;
+		bool *dst;
+		const char *msg;
+	} bools[] = {
+		{"recursive", &k->kr.recursive, "invalid value for \"recursive\""},
+		{"sorted", &k->kr.sorted, "invalid value for \"sorted\""},
+		{"wait", &k->wait, "invalid value for \"wait\""},
+		{"dir", &k->kr.dir, "invalid value for \"dir\""},
+		{"quorum", &k->quorum, "invalid value for \"quorum\""},
+		{"stream", &k->stream, "invalid value for \"stream\""},
+	};
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(bools); i++)
+		if (form_bool(req, bools[i].key, bools[i].dst) < 0) {
 			*cause = bools[i].msg;
 			return KEEL_KV_ECODE_INVALID_FIELD;
 		}
-	if (form_bool(req, "wait", &k->wait) < 0) {
-		*cause = "invalid value for \"wait\"";
-		return KEEL_KV_ECODE_INVALID_FIELD;
-	}
-	if (form_bool(req, bools[2].key, &k->kr.dir) < 0) {
-		*cause = bools[2].msg;
-		return KEEL_KV_ECODE_INVALID_FIELD;
-	}
-	if (form_bool(req, "quorum", &k->quorum) < 0) {
-		*cause = "invalid value for \"quorum\"";
-		return KEEL_KV_ECODE_INVALID_FIELD;
-	}
-	if (form_bool(req, "stream", &k->stream) < 0) {
-		*cause = "invalid value for \"stream\"";
-		return KEEL_KV_ECODE_INVALID_FIELD;
-	}
 	if (k->wait && req->method != KEEL_HTTP_GET) {
 		*cause = "\"wait\" can only be used with GET requests";
 		return KEEL_KV_ECODE_INVALID_FIELD;

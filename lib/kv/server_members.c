@@ -47,7 +47,9 @@ static int parse_peer_urls(const struct keel_http_req *req, const char **urls, s
 	for (size_t i = 0; i < n; i++) {
 		json_t *u = json_array_get(arr, i);
 		const char *v = json_string_value(u);
-		if (!v || (!keel_startswith(v, "http://") && !keel_startswith(v, "https://")) || !strrchr(v, ':')) {
+		char scheme[8], host[256];
+		uint16_t port;
+		if (!v || keel_kv_parse_url(v, scheme, sizeof(scheme), host, sizeof(host), &port) < 0) {
 			json_decref(root);
 			return -EINVAL;
 		}
