@@ -226,11 +226,15 @@ int keel_raft_step(struct keel_raft *r, const struct keel_raft_msg *m);
  * The data is copied. */
 int keel_raft_propose(struct keel_raft *r, const void *data, size_t len, uint64_t *ret_index);
 
-/* Propose a membership change (leader only: -KEEL_ENOT_LEADER otherwise). -EBUSY while another
- * change is uncommitted, before the leader has committed an entry of its term, or when a
- * learner to promote does not yet hold every committed entry; -EINVAL if the
- * change makes no sense (removing an absent node, adding a present one with the same role, a
- * configuration with no voter, more than KEEL_RAFT_MAX_NODES). */
+/* Propose a membership change. On the leader it is checked and appended at once (effective from
+ * then on) and *ret_index (if not NULL) is its index: -EBUSY while another change is
+ * uncommitted, before the leader has committed an entry of its term, during a transfer, or when a
+ * learner to promote does not yet hold every committed entry; -EINVAL if the change makes no
+ * sense (removing an absent node, adding a present one with the same role, a configuration with
+ * no voter, more than KEEL_RAFT_MAX_NODES). A follower forwards it to the leader like a data
+ * proposal (*ret_index = 0); the leader makes the same checks and drops a change that fails them
+ * without telling anyone, so the proposer learns the outcome only by seeing the entry applied
+ * (put a request id in the context). -KEEL_ENOT_LEADER when no leader is known, -ENOMEM. */
 int keel_raft_propose_conf_change(struct keel_raft *r, const struct keel_raft_conf_change *cc,
 				  uint64_t *ret_index);
 

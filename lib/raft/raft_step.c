@@ -589,6 +589,27 @@ static int append_local(struct keel_raft *r, uint8_t type, const void *data, siz
 	return 0;
 }
 
+/* A follower sends a proposal (one entry of the given type) to the leader it knows. */
+static int forward_proposal(struct keel_raft *r, uint8_t type, const void *data, size_t len)
+{
+	if (len > UINT32_MAX)
+		return -EINVAL;
+	struct keel_raft_msg m = {
+		.type = KEEL_RAFT_MSG_PROPOSE, .to = r->leader, .term = r->term, .n_entries = 1,
+	};
+	m.entries = keel_calloc(1, sizeof(*m.entries));
+	if (!m.entries)
+		return -ENOMEM;
+	m.entries[0].type = type;
+	m.entries[0].len = (uint32_t)len;
+	if (len && !(m.entries[0].data = keel_memdup(data, len))) {
+		keel_free(m.entries);
+		return -ENOMEM;
+	}
+	raft_send(r, &m);
+	return 0;
+}
+
 int keel_raft_propose(struct keel_raft *r, const void *data, size_t len, uint64_t *ret_index)
 {
 	if (r->role == KEEL_RAFT_LEADER) {
@@ -603,30 +624,17 @@ int keel_raft_propose(struct keel_raft *r, const void *data, size_t len, uint64_
 	}
 	if (r->leader == 0)
 		return -KEEL_ENOT_LEADER;
-	if (len > UINT32_MAX)
-		return -EINVAL;
-	struct keel_raft_msg m = {
-		.type = KEEL_RAFT_MSG_PROPOSE, .to = r->leader, .term = r->term, .n_entries = 1,
-	};
-	m.entries = keel_calloc(1, sizeof(*m.entries));
-	if (!m.entries)
-		return -ENOMEM;
-	m.entries[0].len = (uint32_t)len;
-	if (len && !(m.entries[0].data = keel_memdup(data, len))) {
-		keel_free(m.entries);
-		return -ENOMEM;
-	}
-	raft_send(r, &m);
-	if (ret_index)
+	int rc = forward_proposal(r, KEEL_RAFT_ENTRY_NORMAL, data, len);
+	if (rc == 0 && ret_index)
 		*ret_index = 0;
-	return 0;
+	return rc;
 }
 
-int keel_raft_propose_conf_change(struct keel_raft *r, const struct keel_raft_conf_change *cc,
-				  uint64_t *ret_index)
+/* The leader's side of a membership change, proposed here or forwarded by a follower: the
+ * checks, then the entry, effective at once. `data` is cc encoded (len bytes). */
+static int leader_conf_change(struct keel_raft *r, const struct keel_raft_conf_change *cc, const void *data,
+			      size_t len)
 {
-	if (r->role != KEEL_RAFT_LEADER)
-		return -KEEL_ENOT_LEADER;
 	if (r->transferee || !r->committed_in_term || r->pending_conf_index > r->log.committed)
 		return -EBUSY; /* one change at a time, and never before this term's first commit */
 	int rc = raft_conf_check(&r->conf, cc);
@@ -639,24 +647,44 @@ int keel_raft_propose_conf_change(struct keel_raft *r, const struct keel_raft_co
 		if (!p || p->match < r->log.committed)
 			return -EBUSY;
 	}
-	uint8_t stack[256];
-	size_t need = keel_raft_conf_change_encode(cc, stack, sizeof(stack));
-	uint8_t *buf = need <= sizeof(stack) ? stack : keel_malloc(need);
-	if (!buf)
-		return -ENOMEM;
-	keel_raft_conf_change_encode(cc, buf, need);
-	rc = append_local(r, KEEL_RAFT_ENTRY_CONF, buf, need);
-	if (buf != stack)
-		keel_free(buf);
+	rc = append_local(r, KEEL_RAFT_ENTRY_CONF, data, len);
 	if (rc < 0)
 		return rc;
 	r->prev_conf = r->conf;
 	raft_conf_apply(&r->conf, cc);
 	r->pending_conf_index = raft_log_last(&r->log);
 	raft_sync_progress(r);
-	if (ret_index)
-		*ret_index = r->pending_conf_index;
 	return 0;
+}
+
+int keel_raft_propose_conf_change(struct keel_raft *r, const struct keel_raft_conf_change *cc,
+				  uint64_t *ret_index)
+{
+	if (r->role != KEEL_RAFT_LEADER && r->leader == 0)
+		return -KEEL_ENOT_LEADER;
+	if (cc->node == 0 || cc->type < KEEL_RAFT_ADD_VOTER || cc->type > KEEL_RAFT_REMOVE_NODE)
+		return -EINVAL;
+	uint8_t stack[256];
+	size_t need = keel_raft_conf_change_encode(cc, stack, sizeof(stack));
+	uint8_t *buf = need <= sizeof(stack) ? stack : keel_malloc(need);
+	if (!buf)
+		return -ENOMEM;
+	keel_raft_conf_change_encode(cc, buf, need);
+	int rc;
+	if (r->role == KEEL_RAFT_LEADER) {
+		rc = leader_conf_change(r, cc, buf, need);
+		if (rc == 0 && ret_index)
+			*ret_index = r->pending_conf_index;
+	} else {
+		/* A follower hands it to the leader, which checks it there (and drops it quietly
+		 * if it does not apply, as etcd's raft does): nothing comes back. */
+		rc = forward_proposal(r, KEEL_RAFT_ENTRY_CONF, buf, need);
+		if (rc == 0 && ret_index)
+			*ret_index = 0;
+	}
+	if (buf != stack)
+		keel_free(buf);
+	return rc;
 }
 
 int keel_raft_transfer_leader(struct keel_raft *r, keel_raft_id target)
@@ -944,10 +972,19 @@ static void leader_propose(struct keel_raft *r, const struct keel_raft_msg *m)
 	if (r->transferee)
 		return;
 	for (uint32_t i = 0; i < m->n_entries; i++) {
-		/* Only data travels this way; membership changes are proposed on the leader. */
-		if (m->entries[i].type != KEEL_RAFT_ENTRY_NORMAL)
+		const struct keel_raft_entry *e = &m->entries[i];
+		if (e->type == KEEL_RAFT_ENTRY_CONF) {
+			/* A forwarded membership change: checked here like a local one. One that
+			 * does not apply (now) is dropped; the follower's client times out, as
+			 * with etcd. */
+			struct keel_raft_conf_change cc;
+			if (keel_raft_conf_change_decode(e->data, e->len, &cc) == 0)
+				leader_conf_change(r, &cc, e->data, e->len);
 			continue;
-		if (append_local(r, KEEL_RAFT_ENTRY_NORMAL, m->entries[i].data, m->entries[i].len) < 0)
+		}
+		if (e->type != KEEL_RAFT_ENTRY_NORMAL)
+			continue;
+		if (append_local(r, KEEL_RAFT_ENTRY_NORMAL, e->data, e->len) < 0)
 			return;
 	}
 }

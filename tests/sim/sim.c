@@ -699,9 +699,14 @@ static void member_change(struct sim *s)
 		pump(s, node_of(s, lid));
 		return;
 	}
-	if (keel_raft_propose_conf_change(r, &cc, NULL) == 0)
+	/* Sometimes through a follower, which forwards it to the leader (who may drop it). */
+	keel_raft_id via = chance(s, 0.3) ? random_node(s, true) : lid;
+	struct node *vn = via ? node_of(s, via) : NULL;
+	if (!vn || !vn->raft)
+		vn = node_of(s, lid);
+	if (keel_raft_propose_conf_change(vn->raft, &cc, NULL) == 0)
 		s->conf_changes++;
-	pump(s, node_of(s, lid));
+	pump(s, vn);
 }
 
 static void fault_event(struct sim *s, const struct event *e)

@@ -380,6 +380,98 @@ static void raft_follower_forwards_proposals_and_refuses_without_leader(void **s
 	keel_raft_free(f);
 }
 
+/* A membership change proposed on a follower travels to the leader as a CONF entry in a
+ * PROPOSE message; the leader checks it as if proposed there and appends it (effective at once),
+ * or drops it when it does not apply now. */
+static void raft_follower_forwards_conf_changes_and_leader_checks_them(void **state)
+{
+	(void)state;
+	struct keel_raft_conf_change add4 = {.type = KEEL_RAFT_ADD_VOTER, .node = 4, .context = "ctx",
+					     .context_len = 3};
+	struct out o;
+	/* The follower side. */
+	struct keel_raft *f = node_new(2, 3, true, true);
+	drain(f, &o);
+	assert_int_equal(keel_raft_propose_conf_change(f, &add4, NULL), -KEEL_ENOT_LEADER);
+	step_ok(f, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_HEARTBEAT, .from = 1, .term = 2});
+	drain(f, &o);
+	uint64_t idx = 99;
+	assert_int_equal(keel_raft_propose_conf_change(f, &add4, &idx), 0);
+	assert_int_equal(idx, 0);
+	assert_false(keel_raft_conf_has_voter(keel_raft_conf(f), 4)); /* only the leader decides */
+	struct keel_raft_ready rd;
+	assert_true(keel_raft_ready(f, &rd));
+	struct keel_raft_entry fwd = {0};
+	uint8_t fwd_data[64];
+	for (size_t i = 0; i < rd.n_msgs; i++) {
+		if (rd.msgs[i].type != KEEL_RAFT_MSG_PROPOSE)
+			continue;
+		assert_int_equal(rd.msgs[i].to, 1);
+		assert_int_equal(rd.msgs[i].n_entries, 1);
+		fwd = rd.msgs[i].entries[0];
+		assert_true(fwd.len <= sizeof(fwd_data));
+		memcpy(fwd_data, fwd.data, fwd.len);
+		fwd.data = fwd_data;
+	}
+	keel_raft_advance(f, &rd);
+	assert_int_equal(fwd.type, KEEL_RAFT_ENTRY_CONF);
+	keel_raft_free(f);
+
+	/* The leader side: before its first commit in the term the change is dropped. */
+	struct keel_raft *l = node_new(1, 3, true, true);
+	drain(l, &o);
+	make_leader(l, 3);
+	uint64_t last = keel_raft_last_index(l);
+	struct keel_raft_msg prop = {.type = KEEL_RAFT_MSG_PROPOSE, .from = 2, .term = keel_raft_term(l),
+				     .n_entries = 1, .entries = &fwd};
+	step_ok(l, prop);
+	drain(l, &o);
+	assert_int_equal(keel_raft_last_index(l), last);
+	assert_false(keel_raft_conf_has_voter(keel_raft_conf(l), 4));
+	step_ok(l, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 2,
+					  .term = keel_raft_term(l), .index = last});
+	drain(l, &o);
+	/* Now it applies: appended as a CONF entry, effective at once, replicated to 4 too. */
+	prop.term = keel_raft_term(l);
+	step_ok(l, prop);
+	assert_int_equal(keel_raft_last_index(l), last + 1);
+	assert_true(keel_raft_conf_has_voter(keel_raft_conf(l), 4));
+	const struct keel_raft_entry *e = keel_raft_entry_at(l, last + 1);
+	assert_non_null(e);
+	assert_int_equal(e->type, KEEL_RAFT_ENTRY_CONF);
+	struct keel_raft_conf_change back;
+	assert_int_equal(keel_raft_conf_change_decode(e->data, e->len, &back), 0);
+	assert_true(back.node == 4 && back.context_len == 3);
+	assert_memory_equal(back.context, "ctx", 3);
+	drain(l, &o);
+	keel_raft_tick(l); /* a heartbeat round reaches the new member */
+	drain(l, &o);
+	bool to4 = false;
+	for (size_t i = 0; i < o.n_msgs; i++)
+		to4 = to4 || o.msgs[i].to == 4;
+	assert_true(to4);
+	/* A second change while this one is uncommitted, and a nonsensical one, are dropped. */
+	struct keel_raft_conf_change rm9 = {.type = KEEL_RAFT_REMOVE_NODE, .node = 9};
+	uint8_t buf[64];
+	struct keel_raft_entry bad = {.type = KEEL_RAFT_ENTRY_CONF, .data = buf,
+				      .len = (uint32_t)keel_raft_conf_change_encode(&rm9, buf, sizeof(buf))};
+	prop.entries = &bad;
+	step_ok(l, prop);
+	assert_int_equal(keel_raft_last_index(l), last + 1);
+	for (keel_raft_id p = 2; p <= 3; p++) /* three of the four voters now */
+		step_ok(l, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = p,
+						  .term = keel_raft_term(l), .index = last + 1});
+	drain(l, &o);
+	assert_int_equal(keel_raft_commit_index(l), last + 1);
+	step_ok(l, prop);
+	assert_int_equal(keel_raft_last_index(l), last + 1);
+	/* A malformed CONF payload is dropped too. */
+	bad.len = 3;
+	step_ok(l, prop);
+	assert_int_equal(keel_raft_last_index(l), last + 1);
+	keel_raft_free(l);
+}
+
 static void raft_malformed_messages_are_refused_without_effect(void **state)
 {
 	struct keel_raft *f = node_new(2, 3, true, true);
@@ -530,6 +622,7 @@ int main(void)
 		cmocka_unit_test(raft_read_index_needs_quorum_and_fails_on_step_down),
 		cmocka_unit_test(raft_leader_transfer_sends_timeout_now_when_caught_up),
 		cmocka_unit_test(raft_follower_forwards_proposals_and_refuses_without_leader),
+		cmocka_unit_test(raft_follower_forwards_conf_changes_and_leader_checks_them),
 		cmocka_unit_test(raft_malformed_messages_are_refused_without_effect),
 		cmocka_unit_test(raft_conf_change_codec_and_rules),
 		cmocka_unit_test(raft_steps_between_ready_and_advance_batch_into_next_ready),
