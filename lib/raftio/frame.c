@@ -31,6 +31,8 @@ const char *keel_frame_kind_name(unsigned kind)
 		return "SNAP_CHUNK";
 	case KEEL_FRAME_SNAP_END:
 		return "SNAP_END";
+	case KEEL_FRAME_REMOVED:
+		return "REMOVED";
 	default:
 		return "?";
 	}
@@ -43,6 +45,12 @@ void keel_frame_parser_init(struct keel_frame_parser *p)
 	memset(p, 0, sizeof(*p));
 	keel_buf_init(&p->in);
 	p->state = KEEL_FRAME_WANT_HELLO;
+}
+
+void keel_frame_parser_init_replies(struct keel_frame_parser *p)
+{
+	keel_frame_parser_init(p);
+	p->state = KEEL_FRAME_REPLIES;
 }
 
 void keel_frame_parser_free(struct keel_frame_parser *p)
@@ -96,6 +104,13 @@ static int fail(struct keel_frame_parser *p, struct keel_err *err, int code, con
 static int accept_frame(struct keel_frame_parser *p, struct keel_frame *f, struct keel_err *err)
 {
 	const char *name = keel_frame_kind_name(f->kind);
+	if (p->state == KEEL_FRAME_REPLIES) {
+		if (f->kind != KEEL_FRAME_REMOVED)
+			return fail(p, err, -EPROTO, "%s frame (kind %u) from an acceptor", name, f->kind);
+		if (f->len != KEEL_FRAME_REMOVED_LEN)
+			return fail(p, err, -EPROTO, "REMOVED of %zu bytes", f->len);
+		return 1;
+	}
 	switch (f->kind) {
 	case KEEL_FRAME_HELLO:
 		if (p->state != KEEL_FRAME_WANT_HELLO)
@@ -109,6 +124,8 @@ static int accept_frame(struct keel_frame_parser *p, struct keel_frame *f, struc
 	case KEEL_FRAME_SNAP_CHUNK:
 	case KEEL_FRAME_SNAP_END:
 		break;
+	case KEEL_FRAME_REMOVED:
+		return fail(p, err, -EPROTO, "REMOVED on a message stream");
 	default:
 		return fail(p, err, -EPROTO, "unknown frame kind %u", f->kind);
 	}
@@ -248,5 +265,21 @@ int keel_frame_snap_end_decode(const struct keel_frame *f, uint32_t *ret_crc)
 	if (f->kind != KEEL_FRAME_SNAP_END || f->len != KEEL_FRAME_SNAP_END_LEN)
 		return -EPROTO;
 	*ret_crc = keel_le32(f->payload);
+	return 0;
+}
+
+int keel_frame_append_removed(struct keel_buf *out, uint64_t removed_id)
+{
+	uint8_t p[KEEL_FRAME_REMOVED_LEN];
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(removed_id >> (8 * i));
+	return keel_frame_append(out, KEEL_FRAME_REMOVED, p, sizeof(p));
+}
+
+int keel_frame_removed_decode(const struct keel_frame *f, uint64_t *ret_id)
+{
+	if (f->kind != KEEL_FRAME_REMOVED || f->len != KEEL_FRAME_REMOVED_LEN)
+		return -EPROTO;
+	*ret_id = keel_le64(f->payload);
 	return 0;
 }

@@ -8,9 +8,12 @@
  *     u8  kind     enum keel_frame_kind
  *     payload      length - 1 bytes
  *
- * A connection carries one direction only and starts with exactly one HELLO; after it come MSG
- * frames and snapshot streams (SNAP_BEGIN, SNAP_CHUNK..., SNAP_END), with MSG frames allowed in
- * between the pieces of a snapshot so heartbeats keep flowing while one streams. The parser
+ * A connection carries messages in one direction only and starts with exactly one HELLO; after
+ * it come MSG frames and snapshot streams (SNAP_BEGIN, SNAP_CHUNK..., SNAP_END), with MSG frames
+ * allowed in between the pieces of a snapshot so heartbeats keep flowing while one streams. The
+ * one frame that travels back, from the acceptor to the dialer, is REMOVED: "you were removed
+ * from the cluster" (etcd's peers answer such a member HTTP 410 Gone); a dialer parses what
+ * comes back with a parser made by keel_frame_parser_init_replies(). The parser
  * enforces that order and each kind's payload size, so the transport only ever sees frames that
  * fit the protocol. Anything else is a protocol error after which the connection is closed:
  * nothing in a stream can be trusted once one frame is wrong. Details: docs/raftio.md. */
@@ -30,6 +33,7 @@
 #define KEEL_FRAME_MAX_CHUNK ((size_t)64 << 10) /* snapshot data per SNAP_CHUNK */
 #define KEEL_FRAME_HELLO_LEN 20u                /* u64 cluster id, u64 sender id, u32 version */
 #define KEEL_FRAME_SNAP_END_LEN 4u              /* u32 crc32c of all the snapshot data */
+#define KEEL_FRAME_REMOVED_LEN 8u               /* u64 id of the removed node */
 #define KEEL_FRAME_PROTOCOL_VERSION 1u
 
 enum keel_frame_kind {
@@ -38,6 +42,7 @@ enum keel_frame_kind {
 	KEEL_FRAME_SNAP_BEGIN = 3, /* encoded MSG_SNAPSHOT, then u64 total data size */
 	KEEL_FRAME_SNAP_CHUNK = 4, /* 1..KEEL_FRAME_MAX_CHUNK bytes of snapshot data */
 	KEEL_FRAME_SNAP_END = 5,   /* u32 crc32c of the data; the chunks must add up to the size */
+	KEEL_FRAME_REMOVED = 6,    /* acceptor -> dialer only: u64 id of the dialer, removed for good */
 };
 
 /* One complete frame. payload points into the parser's buffer: valid until the next call of
@@ -61,6 +66,7 @@ enum keel_frame_parser_state {
 	KEEL_FRAME_WANT_HELLO,
 	KEEL_FRAME_OPEN,    /* HELLO seen, no snapshot streaming */
 	KEEL_FRAME_IN_SNAP, /* between SNAP_BEGIN and SNAP_END */
+	KEEL_FRAME_REPLIES, /* a dialer reading what the acceptor sends back: REMOVED frames only */
 };
 
 /* Incremental parser for one connection's incoming stream. Caller-allocated; _init, then feed
@@ -75,6 +81,9 @@ struct keel_frame_parser {
 };
 
 void keel_frame_parser_init(struct keel_frame_parser *p);
+/* The same for the other direction (what an acceptor sends to the dialer): only REMOVED frames
+ * are accepted, anything else is -EPROTO. */
+void keel_frame_parser_init_replies(struct keel_frame_parser *p);
 /* Releases the buffer. Accepts NULL. */
 void keel_frame_parser_free(struct keel_frame_parser *p);
 
@@ -89,7 +98,8 @@ int keel_frame_parser_feed(struct keel_frame_parser *p, const void *data, size_t
  *   -KEEL_ECORRUPT   crc mismatch
  *   -EPROTO          unknown kind, a payload size the kind does not allow, or a frame out of order
  *                    (anything before HELLO, a second HELLO, CHUNK/END outside a snapshot, a
- *                    snapshot inside a snapshot, chunks beyond the announced size, END early)
+ *                    snapshot inside a snapshot, chunks beyond the announced size, END early,
+ *                    REMOVED on a message stream, anything but REMOVED on a replies stream)
  * err (may be NULL) receives a message naming the problem. */
 int keel_frame_parser_next(struct keel_frame_parser *p, struct keel_frame *ret,
 			   struct keel_err *err) KEEL_WUR;
@@ -110,6 +120,8 @@ int keel_frame_append_hello(struct keel_buf *out, const struct keel_frame_hello 
 int keel_frame_hello_decode(const struct keel_frame *f, struct keel_frame_hello *ret);
 int keel_frame_append_snap_end(struct keel_buf *out, uint32_t data_crc) KEEL_WUR;
 int keel_frame_snap_end_decode(const struct keel_frame *f, uint32_t *ret_crc);
+int keel_frame_append_removed(struct keel_buf *out, uint64_t removed_id) KEEL_WUR;
+int keel_frame_removed_decode(const struct keel_frame *f, uint64_t *ret_id);
 
 /* The kind's name ("HELLO", ...), or "?" for anything else. */
 const char *keel_frame_kind_name(unsigned kind);

@@ -37,6 +37,7 @@
 #define TLS_PLAIN_LEN ((size_t)16 << 10) /* one TLS record's worth of plaintext */
 #define LISTEN_BACKLOG 128
 #define KEEPALIVE_SECS 30
+#define MAX_MORE_LISTEN 7 /* addresses to listen on besides the first */
 
 /* A connection lost after being up at least this long starts the backoff again from the
  * minimum; one dropped sooner (say, right after HELLO because we were refused) counts as
@@ -85,15 +86,17 @@ struct conn {
 	bool closing;
 	bool ready; /* outbound: TCP (and TLS) up and HELLO written, frames may follow */
 	bool lost;  /* outbound: a write failed or was cancelled */
+	bool refused; /* inbound: the sender was removed and told so; its input is ignored */
 	uint64_t ready_at;
 	SSL *ssl; /* NULL: plain TCP */
 	BIO *rbio, *wbio;
 	uv_connect_t connect_req;
 	size_t inflight; /* bytes in uv_write requests not yet completed */
 
+	struct keel_frame_parser parser; /* outbound: the acceptor's replies (REMOVED) */
+
 	/* inbound only */
 	struct conn *prev, *next;
-	struct keel_frame_parser parser;
 	keel_raft_id sender; /* from HELLO; 0 before */
 	struct snap_rx rx;
 
@@ -130,6 +133,8 @@ struct keel_transport {
 	struct keel_transport_config cfg; /* strings point to the copies below */
 	char *listen_host, *snap_dir, *cert_file, *key_file, *ca_file;
 	uv_tcp_t listener;
+	uv_tcp_t *more; /* the other listeners (cfg.more_listen) */
+	size_t n_more;
 	uint16_t port;
 	SSL_CTX *srv_ctx, *cli_ctx; /* NULL without TLS */
 	struct peer *peers;
@@ -227,7 +232,10 @@ static int conn_new(struct keel_transport *t, bool outbound, struct conn **ret)
 		return -ENOMEM;
 	c->t = t;
 	c->outbound = outbound;
-	keel_frame_parser_init(&c->parser);
+	if (outbound)
+		keel_frame_parser_init_replies(&c->parser);
+	else
+		keel_frame_parser_init(&c->parser);
 	SSL_CTX *ctx = outbound ? t->cli_ctx : t->srv_ctx;
 	if (ctx) {
 		c->ssl = SSL_new(ctx);
@@ -553,6 +561,27 @@ static void conn_ready(struct conn *c)
 
 static void inbound_input(struct conn *c, const void *data, size_t len);
 
+/* What an acceptor sent back on our outgoing connection: only REMOVED is allowed, and it must
+ * name us. Either way the connection ends (the acceptor will not listen to us any more). */
+static void outbound_input(struct conn *c, const void *data, size_t len)
+{
+	struct keel_transport *t = c->t;
+	if (keel_frame_parser_feed(&c->parser, data, len) < 0) {
+		conn_close(c);
+		return;
+	}
+	struct keel_frame f;
+	int r = keel_frame_parser_next(&c->parser, &f, NULL);
+	if (r == 0)
+		return; /* the rest of the frame is on its way */
+	uint64_t id = 0;
+	bool removed = r > 0 && keel_frame_removed_decode(&f, &id) == 0 && id == t->cfg.self;
+	struct peer *p = c->peer;
+	conn_close(c);
+	if (removed && p && peer_live(p) && t->cfg.on_removed)
+		t->cfg.on_removed(t->cfg.ud, p->id);
+}
+
 /* Feed ciphertext (may be none: that starts a client's handshake) and move TLS along. */
 static void conn_tls_input(struct conn *c, const char *data, size_t len)
 {
@@ -584,11 +613,10 @@ static void conn_tls_input(struct conn *c, const char *data, size_t len)
 	for (;;) {
 		int n = SSL_read(c->ssl, plain, (int)sizeof(plain));
 		if (n > 0) {
-			if (c->outbound) { /* an acceptor never sends data */
-				conn_close(c);
-				return;
-			}
-			inbound_input(c, plain, (size_t)n);
+			if (c->outbound)
+				outbound_input(c, plain, (size_t)n);
+			else
+				inbound_input(c, plain, (size_t)n);
 			if (c->closing)
 				return;
 			continue;
@@ -621,7 +649,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (c->ssl)
 		conn_tls_input(c, buf->base, (size_t)nread);
 	else if (c->outbound)
-		conn_close(c); /* an acceptor never sends data */
+		outbound_input(c, buf->base, (size_t)nread);
 	else
 		inbound_input(c, buf->base, (size_t)nread);
 }
@@ -763,6 +791,32 @@ static void rx_reset(struct conn *c)
 	memset(&c->rx, 0, sizeof(c->rx));
 }
 
+/* Whether the connection's sender was removed from the cluster (the application knows). */
+static bool sender_removed(const struct conn *c)
+{
+	const struct keel_transport *t = c->t;
+	return t->cfg.is_removed && c->sender && t->cfg.is_removed(t->cfg.ud, c->sender);
+}
+
+/* Tell a removed sender so, once; everything it sends from now on is ignored. It hangs up when
+ * it reads this (closing first could make the kernel reset the connection before the frame
+ * arrives, if unread data of the sender's is still in our socket). */
+static void refuse_removed(struct conn *c)
+{
+	c->refused = true;
+	rx_reset(c);
+	struct keel_buf b = KEEL_BUF_INIT;
+	if (keel_frame_append_removed(&b, c->sender) < 0) {
+		keel_buf_free(&b);
+		conn_close(c);
+		return;
+	}
+	size_t len;
+	char *data = keel_buf_steal(&b, &len);
+	uv_buf_t buf = uv_buf_init(data, (unsigned)len);
+	conn_write(c, &buf, 1, NULL); /* closes the connection itself if that fails */
+}
+
 static int inbound_hello(struct conn *c, const struct keel_frame *f)
 {
 	struct keel_transport *t = c->t;
@@ -781,6 +835,8 @@ static int inbound_hello(struct conn *c, const struct keel_frame *f)
 			conn_close(o);
 		}
 	}
+	if (sender_removed(c))
+		refuse_removed(c);
 	return 0;
 }
 
@@ -864,6 +920,11 @@ static int inbound_snap_end(struct conn *c, const struct keel_frame *f)
  * close the connection. */
 static int inbound_frame(struct conn *c, const struct keel_frame *f)
 {
+	if (f->kind != KEEL_FRAME_HELLO && sender_removed(c)) {
+		/* Removed while connected (the application applied the removal since). */
+		refuse_removed(c);
+		return 0;
+	}
 	switch (f->kind) {
 	case KEEL_FRAME_HELLO:
 		return inbound_hello(c, f);
@@ -885,6 +946,8 @@ static int inbound_frame(struct conn *c, const struct keel_frame *f)
 
 static void inbound_input(struct conn *c, const void *data, size_t len)
 {
+	if (c->refused)
+		return;
 	if (keel_frame_parser_feed(&c->parser, data, len) < 0) {
 		conn_close(c);
 		return;
@@ -898,14 +961,14 @@ static void inbound_input(struct conn *c, const void *data, size_t len)
 			conn_close(c);
 			return;
 		}
-		if (c->closing) /* a callback closed the transport */
+		if (c->closing || c->refused) /* a callback closed the transport; told REMOVED */
 			return;
 	}
 }
 
 static void on_connection(uv_stream_t *server, int status)
 {
-	struct keel_transport *t = keel_container_of(server, struct keel_transport, listener);
+	struct keel_transport *t = server->data;
 	if (status < 0 || t->closing)
 		return;
 	struct conn *c;
@@ -938,6 +1001,7 @@ static void transport_free(struct keel_transport *t)
 	keel_free(t->cert_file);
 	keel_free(t->key_file);
 	keel_free(t->ca_file);
+	keel_free(t->more);
 	keel_free(t);
 }
 
@@ -954,7 +1018,7 @@ static void maybe_finish(struct keel_transport *t)
 
 static void on_listener_closed(uv_handle_t *h)
 {
-	struct keel_transport *t = keel_container_of(h, struct keel_transport, listener);
+	struct keel_transport *t = h->data;
 	t->handles--;
 	maybe_finish(t);
 }
@@ -1048,10 +1112,18 @@ int keel_transport_start(uv_loop_t *loop, const struct keel_transport_config *cf
 		return keel_err_set(err, -EINVAL, "transport: ca_file without cert_file");
 	if (cfg->verify_peer && !cfg->ca_file)
 		return keel_err_set(err, -EINVAL, "transport: verify_peer needs ca_file");
-	struct sockaddr_storage ss;
-	if (parse_addr(cfg->listen_host, cfg->listen_port, &ss) < 0)
-		return keel_err_set(err, -EINVAL, "transport: listen_host %s is not a numeric IP address",
-				    cfg->listen_host ? cfg->listen_host : "(null)");
+	if (cfg->n_more_listen > MAX_MORE_LISTEN || (cfg->n_more_listen && !cfg->more_listen))
+		return keel_err_set(err, -EINVAL, "transport: at most %d more addresses to listen on",
+				    MAX_MORE_LISTEN);
+	struct sockaddr_storage ss[1 + MAX_MORE_LISTEN];
+	size_t n_listen = 1 + cfg->n_more_listen;
+	for (size_t i = 0; i < n_listen; i++) {
+		const char *host = i ? cfg->more_listen[i - 1].host : cfg->listen_host;
+		uint16_t port = i ? cfg->more_listen[i - 1].port : cfg->listen_port;
+		if (parse_addr(host, port, &ss[i]) < 0)
+			return keel_err_set(err, -EINVAL, "transport: listen address %s is not a numeric IP address",
+					    host ? host : "(null)");
+	}
 	/* libuv writes with write(2): a peer's reset would kill a process that has the default
 	 * SIGPIPE action. Only the program may change that; we insist it did. */
 	struct sigaction sa;
@@ -1098,25 +1170,47 @@ int keel_transport_start(uv_loop_t *loop, const struct keel_transport_config *cf
 		}
 	}
 
-	int fd = keel_net_listen(&ss, LISTEN_BACKLOG, &t->port);
-	if (fd < 0) {
+	if (n_listen > 1 && !(t->more = keel_calloc(n_listen - 1, sizeof(*t->more)))) {
 		transport_free(t);
-		return keel_err_errno(err, fd, "transport: listen on %s port %u", cfg->listen_host,
-				      cfg->listen_port);
+		return keel_err_set(err, -ENOMEM, "transport: out of memory");
 	}
-	uv_tcp_init(loop, &t->listener); /* cannot fail: no socket is created */
-	t->handles = 1;
-	r = uv_tcp_open(&t->listener, fd);
-	if (r < 0)
-		close(fd);
-	else
-		r = uv_listen((uv_stream_t *)&t->listener, LISTEN_BACKLOG, on_connection);
+	int fds[1 + MAX_MORE_LISTEN];
+	for (size_t i = 0; i < n_listen; i++) {
+		uint16_t port;
+		fds[i] = keel_net_listen(&ss[i], LISTEN_BACKLOG, &port);
+		if (fds[i] < 0) {
+			r = keel_err_errno(err, fds[i], "transport: listen on %s port %u",
+					   i ? cfg->more_listen[i - 1].host : cfg->listen_host,
+					   i ? cfg->more_listen[i - 1].port : cfg->listen_port);
+			for (size_t k = 0; k < i; k++)
+				close(fds[k]);
+			transport_free(t);
+			return r;
+		}
+		if (i == 0)
+			t->port = port;
+	}
+	t->n_more = n_listen - 1;
+	r = 0;
+	for (size_t i = 0; i < n_listen; i++) {
+		uv_tcp_t *h = i ? &t->more[i - 1] : &t->listener;
+		uv_tcp_init(loop, h); /* cannot fail: no socket is created */
+		h->data = t;
+		t->handles++;
+		int e = r < 0 ? r : uv_tcp_open(h, fds[i]);
+		if (e < 0)
+			close(fds[i]);
+		else
+			e = uv_listen((uv_stream_t *)h, LISTEN_BACKLOG, on_connection);
+		if (e < 0 && r == 0)
+			r = keel_err_set(err, e, "transport: listen: %s", uv_strerror(e));
+	}
 	if (r < 0) {
-		/* Not expected on an fd we just made listen. The handle exists now, so its memory
-		 * can only go in its close callback, when the loop next runs. */
-		keel_err_set(err, r, "transport: listen: %s", uv_strerror(r));
+		/* Not expected on descriptors we just made listen. The handles exist now, so their
+		 * memory can only go in their close callbacks, when the loop next runs. */
 		t->closing = true;
-		uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+		for (size_t i = 0; i < n_listen; i++)
+			uv_close((uv_handle_t *)(i ? &t->more[i - 1] : &t->listener), on_listener_closed);
 		return r;
 	}
 	*ret = t;
@@ -1295,6 +1389,8 @@ void keel_transport_close(struct keel_transport *t, void (*cb)(void *ud), void *
 	t->close_cb = cb;
 	t->close_ud = ud;
 	uv_close((uv_handle_t *)&t->listener, on_listener_closed);
+	for (size_t i = 0; i < t->n_more; i++)
+		uv_close((uv_handle_t *)&t->more[i], on_listener_closed);
 	while (t->peers) {
 		struct peer *p = t->peers;
 		t->peers = p->next;

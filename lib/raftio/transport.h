@@ -63,11 +63,20 @@
  * more means something is wrong, and each may buffer up to a frame of 16 MiB). */
 #define KEEL_TRANSPORT_MAX_INBOUND 256
 
+/* One more address to listen on. */
+struct keel_transport_listen {
+	const char *host; /* numeric IPv4 or IPv6 address */
+	uint16_t port;    /* 0: any free port */
+};
+
 struct keel_transport_config {
 	keel_raft_id self;   /* nonzero */
 	uint64_t cluster_id; /* peers with another one are refused */
 	const char *listen_host; /* numeric IPv4 or IPv6 address to listen on ("0.0.0.0", "::") */
 	uint16_t listen_port;    /* 0: any free port; keel_transport_port() tells which */
+	/* More addresses to listen on, all alike (etcd's several --listen-peer-urls). */
+	const struct keel_transport_listen *more_listen;
+	size_t n_more_listen;
 	/* Where incoming snapshots are written (keel_snap_writer_open creates it). NULL: incoming
 	 * snapshots are refused (the connection carrying one is closed). */
 	const char *snap_dir;
@@ -96,6 +105,13 @@ struct keel_transport_config {
 	 * kernel (the follower's answer confirms the install), false when the connection broke,
 	 * the file could not be read, or the transport stopped the transfer. */
 	void (*on_snapshot_sent)(void *ud, keel_raft_id peer, bool ok);
+	/* Optional: whether a node was removed from the cluster for good. A connection whose
+	 * sender is (on its HELLO, or on any later message) gets one REMOVED frame back and is
+	 * closed; nothing it sent after that is delivered. (etcd's peers answer HTTP 410 Gone.) */
+	bool (*is_removed)(void *ud, keel_raft_id id);
+	/* Optional: a peer told us (REMOVED) that we were removed from the cluster. The outgoing
+	 * connection to it is closed (and redialled as usual: each redial may tell us again). */
+	void (*on_removed)(void *ud, keel_raft_id told_by);
 	void *ud;
 };
 
@@ -110,7 +126,8 @@ struct keel_transport;
 int keel_transport_start(uv_loop_t *loop, const struct keel_transport_config *cfg,
 			 struct keel_transport **ret, struct keel_err *err);
 
-/* The port the transport listens on (the chosen one when listen_port was 0). */
+/* The port the transport listens on (the chosen one when listen_port was 0): the first
+ * address's. */
 uint16_t keel_transport_port(const struct keel_transport *t);
 
 /* Add a peer, or change its address, and start connecting to it. Setting the address it already

@@ -60,6 +60,7 @@ struct keel_wal {
 	char *dir;
 	int dirfd; /* holds the flock that keeps a second writer out */
 	size_t segment_size;
+	size_t keep_segments; /* see keel_wal_options */
 
 	struct wal_seg *segs; /* oldest first; the last one is being written */
 	size_t n_segs, cap_segs;
@@ -876,7 +877,7 @@ static int wal_delete_covered(struct keel_wal *w, uint64_t index, struct keel_er
 {
 	size_t k = 0;
 	int r = 0;
-	while (k + 1 < w->n_segs && w->segs[k].max_index <= index) {
+	while (k + 1 < w->n_segs && w->n_segs - k > w->keep_segments && w->segs[k].max_index <= index) {
 		char path[PATH_MAX];
 		r = wal_seg_path(w, path, sizeof(path), w->segs[k].seq, w->segs[k].first_index, "");
 		if (!r) {
@@ -1081,6 +1082,7 @@ int keel_wal_open(const char *dir, const struct keel_wal_options *opt, struct ke
 	w->fd = -1;
 	w->dirfd = -1;
 	w->segment_size = WAL_ALIGN(segment_size);
+	w->keep_segments = opt ? opt->keep_segments : 0;
 	keel_buf_init(&w->buf);
 	struct wal_replay rp = {0};
 	int r;

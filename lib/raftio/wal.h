@@ -24,6 +24,10 @@ struct keel_wal_options {
 	/* Bytes preallocated per segment; 0 selects the default (64 MiB), below 64 KiB is -EINVAL.
 	 * A record bigger than a segment gets a segment of its own, sized to fit. */
 	size_t segment_size;
+	/* Segments whose entries a snapshot covers are deleted (oldest first) only while more than
+	 * this many segments exist: 0 deletes every covered one (the default), SIZE_MAX none
+	 * (etcd's --max-wals, where 0 means keep them all). */
+	size_t keep_segments;
 };
 
 /* What keel_wal_open() found on disk. The caller owns `entries` and each entry's data and

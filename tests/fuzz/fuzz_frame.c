@@ -1,7 +1,8 @@
 /* Fuzz the transport's frame parser: what a peer (or anyone who reaches the port) sends. Input:
- * one control byte, then the byte stream. The control byte's low 7 bits pick how the stream is
- * cut into feeds (0: all at once, n: n bytes at a time), so splits land everywhere; with bit 7
- * set the frame CRCs are recomputed first, so mutations reach the order and size rules instead
+ * one control byte, then the byte stream. The control byte's low 6 bits pick how the stream is
+ * cut into feeds (0: all at once, n: n bytes at a time), so splits land everywhere; bit 6 parses
+ * the stream as a dialer reads its acceptor's replies (keel_frame_parser_init_replies); with bit
+ * 7 set the frame CRCs are recomputed first, so mutations reach the order and size rules instead
  * of stopping at a checksum mismatch.
  *
  * Properties: the parser never crashes, reads out of bounds or leaks; every frame it yields has
@@ -9,6 +10,7 @@
  * it was parsed from (so frames tile the stream with nothing skipped); once it reports an error
  * it keeps reporting it; the payload decoders never fail on a frame the parser passed, and MSG
  * and SNAP_BEGIN payloads either decode or are refused by the codec without crashing. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +21,12 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void check_frame(const struct keel_frame *f, const uint8_t *at, size_t left)
+static void check_frame(const struct keel_frame *f, const uint8_t *at, size_t left, bool replies)
 {
-	if (f->kind < KEEL_FRAME_HELLO || f->kind > KEEL_FRAME_SNAP_END)
+	if (f->kind < KEEL_FRAME_HELLO || f->kind > KEEL_FRAME_REMOVED)
 		abort();
+	if ((f->kind == KEEL_FRAME_REMOVED) != replies)
+		abort(); /* REMOVED flows only the other way, and nothing else does */
 	if (KEEL_FRAME_HEADER_LEN + f->len > left)
 		abort();
 	struct keel_buf b = KEEL_BUF_INIT;
@@ -43,6 +47,12 @@ static void check_frame(const struct keel_frame *f, const uint8_t *at, size_t le
 	case KEEL_FRAME_SNAP_END: {
 		uint32_t crc;
 		if (keel_frame_snap_end_decode(f, &crc) < 0)
+			abort();
+		break;
+	}
+	case KEEL_FRAME_REMOVED: {
+		uint64_t id;
+		if (keel_frame_removed_decode(f, &id) < 0)
 			abort();
 		break;
 	}
@@ -80,7 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	size_t step = data[0] & 0x7f ? data[0] & 0x7f : size;
+	size_t step = data[0] & 0x3f ? data[0] & 0x3f : size;
+	bool replies = data[0] & 0x40;
 	size_t n = size - 1;
 	uint8_t *in = malloc(n ? n : 1);
 	if (!in)
@@ -90,7 +101,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		reseal(in, n);
 
 	struct keel_frame_parser p;
-	keel_frame_parser_init(&p);
+	if (replies)
+		keel_frame_parser_init_replies(&p);
+	else
+		keel_frame_parser_init(&p);
 	size_t fed = 0, parsed = 0;
 	int error = 0;
 	while (fed < n && !error) {
@@ -110,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				error = r;
 				break;
 			}
-			check_frame(&f, in + parsed, n - parsed);
+			check_frame(&f, in + parsed, n - parsed, replies);
 			parsed += KEEL_FRAME_HEADER_LEN + f.len;
 			if (parsed > fed)
 				abort();

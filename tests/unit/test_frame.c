@@ -277,7 +277,7 @@ static void frame_oversize_length_is_rejected_before_allocating(void **state)
 
 static void frame_unknown_kind_is_rejected(void **state)
 {
-	static const uint8_t kinds[] = {0, 6, 0x7f, 0xff};
+	static const uint8_t kinds[] = {0, 7, 0x7f, 0xff};
 	for (size_t i = 0; i < KEEL_ARRAY_SIZE(kinds); i++) {
 		struct keel_buf b = KEEL_BUF_INIT;
 		append_hello(&b);
@@ -441,6 +441,57 @@ static void frame_allocation_failures_are_reported_not_fatal(void **state)
 	keel_buf_free(&b);
 }
 
+/* What an acceptor sends back to a dialer: REMOVED frames only; and REMOVED never travels on a
+ * message stream. */
+static void frame_removed_replies_only_flow_back(void **state)
+{
+	(void)state;
+	struct keel_buf b = KEEL_BUF_INIT;
+	assert_int_equal(keel_frame_append_removed(&b, 0xabcdef0123456789ull), 0);
+	assert_int_equal(keel_frame_append_removed(&b, 5), 0);
+	struct keel_frame_parser p;
+	keel_frame_parser_init_replies(&p);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	struct keel_frame f;
+	uint64_t id;
+	assert_int_equal(keel_frame_parser_next(&p, &f, NULL), 1);
+	assert_int_equal(f.kind, KEEL_FRAME_REMOVED);
+	assert_string_equal(keel_frame_kind_name(f.kind), "REMOVED");
+	assert_int_equal(keel_frame_removed_decode(&f, &id), 0);
+	assert_true(id == 0xabcdef0123456789ull);
+	assert_int_equal(keel_frame_parser_next(&p, &f, NULL), 1);
+	assert_int_equal(keel_frame_removed_decode(&f, &id), 0);
+	assert_true(id == 5);
+	assert_int_equal(keel_frame_parser_next(&p, &f, NULL), 0);
+	/* A HELLO (or anything else) coming back is a protocol error. */
+	keel_buf_free(&b);
+	append_hello(&b);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	struct keel_err err;
+	assert_int_equal(keel_frame_parser_next(&p, &f, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "from an acceptor"));
+	keel_frame_parser_free(&p);
+	/* A REMOVED of the wrong size, even on a replies stream. */
+	keel_buf_free(&b);
+	append(&b, KEEL_FRAME_REMOVED, "1234", 4);
+	keel_frame_parser_init_replies(&p);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	assert_int_equal(keel_frame_parser_next(&p, &f, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "REMOVED of 4 bytes"));
+	keel_frame_parser_free(&p);
+	/* REMOVED on a message stream, after a HELLO. */
+	keel_buf_free(&b);
+	append_hello(&b);
+	assert_int_equal(keel_frame_append_removed(&b, 5), 0);
+	keel_frame_parser_init(&p);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	assert_int_equal(keel_frame_parser_next(&p, &f, NULL), 1);
+	assert_int_equal(keel_frame_parser_next(&p, &f, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "REMOVED on a message stream"));
+	keel_frame_parser_free(&p);
+	keel_buf_free(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,6 +502,7 @@ int main(void)
 		cmocka_unit_test(frame_unknown_kind_is_rejected),
 		cmocka_unit_test(frame_truncated_input_waits_for_more),
 		cmocka_unit_test(frame_out_of_order_frames_are_rejected),
+		cmocka_unit_test(frame_removed_replies_only_flow_back),
 		cmocka_unit_test(frame_allocation_failures_are_reported_not_fatal),
 	};
 	return cmocka_run_group_tests_name("raftio/frame", tests, NULL, NULL);

@@ -19,6 +19,7 @@
 
 #include "base/crc32c.h"
 #include "base/mem.h"
+#include "base/net.h"
 #include "raftio/codec.h"
 #include "raftio/frame.h"
 #include "raftio/snap.h"
@@ -57,6 +58,10 @@ struct node {
 	struct keel_raft_msg snap_msg;
 	unsigned snaps_sent_ok, snaps_sent_failed;
 	bool close_on_message; /* close the transport from inside on_message */
+	keel_raft_id removed[4]; /* ids this node answers REMOVED */
+	unsigned n_removed;
+	unsigned told_removed;   /* on_removed calls */
+	keel_raft_id told_by;
 };
 
 /* A bare TCP client, for speaking (or mangling) the protocol by hand. */
@@ -232,6 +237,22 @@ static void on_snapshot_sent(void *ud, keel_raft_id peer, bool ok)
 		n->snaps_sent_failed++;
 }
 
+static bool is_removed(void *ud, keel_raft_id id)
+{
+	struct node *n = ud;
+	for (unsigned i = 0; i < n->n_removed; i++)
+		if (n->removed[i] == id)
+			return true;
+	return false;
+}
+
+static void on_removed(void *ud, keel_raft_id told_by)
+{
+	struct node *n = ud;
+	n->told_removed++;
+	n->told_by = told_by;
+}
+
 static void on_node_closed(void *ud)
 {
 	struct node *n = ud;
@@ -251,6 +272,8 @@ struct opts {
 	uint16_t port;
 	enum tls_mode tls;
 	size_t max_queue;
+	const struct keel_transport_listen *more;
+	size_t n_more;
 };
 
 static int try_start(struct fixture *f, int idx, keel_raft_id id, const struct opts *o,
@@ -271,6 +294,10 @@ static int try_start(struct fixture *f, int idx, keel_raft_id id, const struct o
 		.on_snapshot = on_snapshot,
 		.on_unreachable = on_unreachable,
 		.on_snapshot_sent = on_snapshot_sent,
+		.is_removed = is_removed,
+		.on_removed = on_removed,
+		.more_listen = o ? o->more : NULL,
+		.n_more_listen = o ? o->n_more : 0,
 		.ud = n,
 	};
 	if (o && o->tls != PLAIN) {
@@ -1083,6 +1110,100 @@ static void transport_can_be_closed_from_a_callback(void **state)
 	close_node(f, 0);
 }
 
+/* A node the cluster removed is told so (REMOVED) by the peers it talks to, on a connection
+ * that was up before the removal and on a new one; what it sends is not delivered. */
+static void removed_peer_is_told(struct fixture *f, const struct opts *o)
+{
+	start_node(f, 0, 1, o);
+	start_node(f, 1, 2, o);
+	link_nodes(f, 0, 1);
+	struct keel_raft_msg hb = heartbeat(2, 1, 1);
+	assert_int_equal(keel_transport_send(f->n[1].t, &hb), 0);
+	assert_true(RUN_UNTIL(f, f->n[0].n_msgs == 1, WAIT_MS));
+	/* Node 1 applies node 2's removal: node 2's next message is refused and answered. */
+	f->n[0].removed[f->n[0].n_removed++] = 2;
+	hb = heartbeat(2, 1, 2);
+	assert_int_equal(keel_transport_send(f->n[1].t, &hb), 0);
+	assert_true(RUN_UNTIL(f, f->n[1].told_removed >= 1, WAIT_MS));
+	assert_int_equal(f->n[1].told_by, 1);
+	assert_int_equal(f->n[0].n_msgs, 1);
+	/* Node 1 still talks to node 2 the other way (it simply stops, as Raft does). */
+	hb = heartbeat(1, 2, 3);
+	assert_int_equal(keel_transport_send(f->n[0].t, &hb), 0);
+	assert_true(RUN_UNTIL(f, f->n[1].n_msgs == 1, WAIT_MS));
+	/* Node 2 restarts (a new connection): told on its HELLO, before any message. */
+	close_node(f, 1);
+	f->n[1].told_removed = 0;
+	start_node(f, 1, 2, o);
+	assert_int_equal(keel_transport_set_peer(f->n[1].t, 1, "127.0.0.1", port_of(f, 0)), 0);
+	assert_true(RUN_UNTIL(f, f->n[1].told_removed >= 1, WAIT_MS));
+	hb = heartbeat(2, 1, 4);
+	keel_transport_send(f->n[1].t, &hb);
+	run_for(f, QUIET_MS);
+	assert_int_equal(f->n[0].n_msgs, 1);
+	/* Other nodes are not affected. */
+	start_node(f, 2, 3, o);
+	assert_int_equal(keel_transport_set_peer(f->n[2].t, 1, "127.0.0.1", port_of(f, 0)), 0);
+	hb = heartbeat(3, 1, 5);
+	assert_int_equal(keel_transport_send(f->n[2].t, &hb), 0);
+	assert_true(RUN_UNTIL(f, f->n[0].n_msgs == 2, WAIT_MS));
+	assert_int_equal(f->n[2].told_removed, 0);
+	close_node(f, 0);
+	close_node(f, 1);
+	close_node(f, 2);
+}
+
+static void transport_tells_a_removed_peer_so(void **state)
+{
+	removed_peer_is_told(*state, NULL);
+}
+
+static void transport_tls_tells_a_removed_peer_so(void **state)
+{
+	NEED_CERTS();
+	struct opts o = {.tls = TLS};
+	removed_peer_is_told(*state, &o);
+}
+
+/* A free TCP port on 127.0.0.1 (a listener bound and closed again). */
+static uint16_t free_port(void)
+{
+	struct sockaddr_storage ss;
+	assert_int_equal(uv_ip4_addr("127.0.0.1", 0, (struct sockaddr_in *)&ss), 0);
+	uint16_t port = 0;
+	int fd = keel_net_listen(&ss, 1, &port);
+	assert_true(fd >= 0);
+	close(fd);
+	return port;
+}
+
+static void transport_listens_on_several_addresses(void **state)
+{
+	struct fixture *f = *state;
+	struct keel_transport_listen more[2] = {{"127.0.0.2", free_port()}, {"127.0.0.3", free_port()}};
+	struct opts o = {.more = more, .n_more = 2};
+	start_node(f, 0, 1, &o);
+	start_node(f, 1, 2, NULL);
+	start_node(f, 2, 3, NULL);
+	/* Node 2 reaches node 1 at its second address, node 3 at its third. */
+	assert_int_equal(keel_transport_set_peer(f->n[1].t, 1, "127.0.0.2", more[0].port), 0);
+	assert_int_equal(keel_transport_set_peer(f->n[2].t, 1, "127.0.0.3", more[1].port), 0);
+	struct keel_raft_msg hb = heartbeat(2, 1, 1);
+	assert_int_equal(keel_transport_send(f->n[1].t, &hb), 0);
+	hb = heartbeat(3, 1, 2);
+	assert_int_equal(keel_transport_send(f->n[2].t, &hb), 0);
+	assert_true(RUN_UNTIL(f, f->n[0].n_msgs == 2, WAIT_MS));
+	/* One of the addresses in use: nothing is left listening. */
+	struct keel_transport_listen taken[1] = {{"127.0.0.2", more[0].port}};
+	struct opts o2 = {.more = taken, .n_more = 1};
+	struct keel_err err = {0};
+	assert_int_equal(try_start(f, 3, 4, &o2, &err), -EADDRINUSE);
+	assert_non_null(strstr(err.msg, "127.0.0.2"));
+	close_node(f, 0);
+	close_node(f, 1);
+	close_node(f, 2);
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN); /* as every program using the transport must */
@@ -1101,6 +1222,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(transport_drops_what_does_not_fit_the_queue, setup, teardown),
 		cmocka_unit_test_setup_teardown(transport_redials_when_a_peer_address_changes, setup, teardown),
 		cmocka_unit_test_setup_teardown(transport_can_be_closed_from_a_callback, setup, teardown),
+		cmocka_unit_test_setup_teardown(transport_tells_a_removed_peer_so, setup, teardown),
+		cmocka_unit_test_setup_teardown(transport_tls_tells_a_removed_peer_so, setup, teardown),
+		cmocka_unit_test_setup_teardown(transport_listens_on_several_addresses, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("raftio/transport", tests, group_setup, group_teardown);
 }
