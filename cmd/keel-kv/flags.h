@@ -14,6 +14,7 @@ struct kv_flags {
 	uint64_t heartbeat_interval; /* ms */
 	uint64_t election_timeout;   /* ms */
 	uint64_t max_snapshots, max_wals;
+	uint64_t wal_segment_size;
 	char **listen_peer_urls, **listen_client_urls;
 	char **initial_advertise_peer_urls, **advertise_client_urls;
 	char **initial_cluster;

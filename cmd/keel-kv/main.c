@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <uv.h>
 
 #include "base/log.h"
@@ -18,19 +19,78 @@
 
 static uv_loop_t *loop;
 static struct keel_kv_server *server;
+static const char *data_dir;
 
 static void on_fatal(void *ud, const char *why)
 {
 	(void)ud;
-	bool removed = strstr(why, "permanently removed") != NULL;
-	keel_log(removed ? KEEL_LOG_WARN : KEEL_LOG_ERROR, "stopping", KEEL_LF_STR("reason", why));
-	exit(removed ? 0 : 1);
+	keel_log(KEEL_LOG_ERROR, "stopping", KEEL_LF_STR("reason", why));
+	exit(1);
 }
 
 static void stopped(void *ud)
 {
 	(void)ud;
 	uv_stop(loop);
+}
+
+/* etcd's words when its member learns it was removed; it then exits with status 0. */
+static void on_removed(void *ud)
+{
+	(void)ud;
+	keel_log(KEEL_LOG_ERROR, "the member has been permanently removed from the cluster");
+	keel_log(KEEL_LOG_INFO, "the data-dir used by this member must be removed", KEEL_LF_STR("data-dir", data_dir));
+	if (server) {
+		struct keel_kv_server *s = server;
+		server = NULL;
+		keel_kv_server_stop(s, stopped, NULL);
+	}
+}
+
+/* mkdir -p for the directories etcd creates as needed (--data-dir, --wal-dir). */
+static int mkdir_parents(const char *path)
+{
+	char buf[4096];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	for (char *p = buf + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/* --listen-peer-urls: all http or all https (the peer transport is TLS for all or none), each
+ * a numeric address. The first goes to host/port, the others to more[]. */
+static int parse_peer_listen(char *const *urls, bool *tls, char (*hosts)[256], struct keel_kv_addr *more,
+			     size_t *n_more, uint16_t *port, struct keel_err *err)
+{
+	*n_more = 0;
+	if (!urls || !urls[0])
+		return keel_err_set(err, -EINVAL, "--listen-peer-urls is empty");
+	for (size_t i = 0; urls[i]; i++) {
+		char scheme[8];
+		uint16_t p;
+		if (i > KEEL_KV_MAX_URLS - 1)
+			return keel_err_set(err, -EINVAL, "--listen-peer-urls: at most %d URLs", KEEL_KV_MAX_URLS);
+		if (keel_kv_parse_url(urls[i], scheme, sizeof(scheme), hosts[i], sizeof(hosts[i]), &p) < 0)
+			return keel_err_set(err, -EINVAL, "invalid --listen-peer-urls entry \"%s\"", urls[i]);
+		bool https = keel_streq(scheme, "https");
+		if (i > 0 && https != *tls)
+			return keel_err_set(err, -EINVAL, "--listen-peer-urls mixes http and https URLs");
+		*tls = https;
+		if (i == 0)
+			*port = p;
+		else
+			more[(*n_more)++] = (struct keel_kv_addr){hosts[i], p};
+	}
+	return 0;
 }
 
 static void on_signal(uv_signal_t *h, int sig)
@@ -90,17 +150,37 @@ int main(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
-	/* Peers listen where --listen-peer-urls says; the first one carries the transport. */
-	char scheme[8], peer_host[256];
-	uint16_t peer_port;
-	if (!f.listen_peer_urls || !f.listen_peer_urls[0] ||
-	    keel_kv_parse_url(f.listen_peer_urls[0], scheme, sizeof(scheme), peer_host, sizeof(peer_host), &peer_port) < 0) {
-		fprintf(stderr, "keel-kv: invalid --listen-peer-urls\n");
+	/* Peers listen on every --listen-peer-urls address. */
+	char peer_hosts[KEEL_KV_MAX_URLS][256];
+	struct keel_kv_addr more_peer[KEEL_KV_MAX_URLS];
+	size_t n_more_peer = 0;
+	uint16_t peer_port = 0;
+	bool peer_tls = false;
+	if (parse_peer_listen(f.listen_peer_urls, &peer_tls, peer_hosts, more_peer, &n_more_peer, &peer_port, &err) < 0) {
+		fprintf(stderr, "keel-kv: %s\n", err.msg);
 		rc = 2;
 		goto out;
 	}
-	for (size_t i = 1; f.listen_peer_urls[i]; i++)
-		keel_log(KEEL_LOG_WARN, "only the first peer URL is listened on", KEEL_LF_STR("ignored", f.listen_peer_urls[i]));
+	if (peer_tls && (!f.peer_cert_file || !f.peer_key_file)) {
+		fprintf(stderr, "keel-kv: TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer URL %s with HTTPS scheme\n",
+			f.listen_peer_urls[0]);
+		rc = 2;
+		goto out;
+	}
+	if (!peer_tls && (f.peer_cert_file || f.peer_key_file))
+		keel_log(KEEL_LOG_WARN, "scheme is http while peer key and cert files are present; ignoring key and cert files",
+			 KEEL_LF_STR("url", f.listen_peer_urls[0]));
+	/* etcd creates the data and WAL directories as needed. */
+	data_dir = f.data_dir;
+	const char *dirs[2] = {f.data_dir, f.wal_dir};
+	for (size_t i = 0; i < 2; i++) {
+		int e = dirs[i] ? mkdir_parents(dirs[i]) : 0;
+		if (e < 0) {
+			fprintf(stderr, "keel-kv: cannot create %s: %s\n", dirs[i], strerror(-e));
+			rc = 1;
+			goto out;
+		}
+	}
 
 	struct keel_kv_member_cfg members[KV_MAX_MEMBERS];
 	for (size_t i = 0; i < cluster.n; i++) {
@@ -111,21 +191,25 @@ int main(int argc, char **argv)
 	}
 	struct keel_kv_server_config sc = {
 		.name = f.name, .member_id = self->id, .cluster_id = cluster.id, .data_dir = f.data_dir,
+		.wal_dir = f.wal_dir, .max_snapshots = (unsigned)f.max_snapshots, .max_wals = (unsigned)f.max_wals,
+		.wal_segment_size = (size_t)f.wal_segment_size,
 		.cluster_token = f.initial_cluster_token,
 		.members = members, .n_members = cluster.n, .join = f.initial_cluster_state == 1,
 		.client_urls = (const char *const *)f.listen_client_urls,
 		.n_client_urls = keel_strv_len(f.listen_client_urls),
 		.advertise_client_urls = (const char *const *)f.advertise_client_urls,
 		.n_advertise_client_urls = keel_strv_len(f.advertise_client_urls),
-		.peer_listen_host = peer_host, .peer_listen_port = peer_port,
+		.peer_listen_host = peer_hosts[0], .peer_listen_port = peer_port,
+		.more_peer_listen = more_peer, .n_more_peer_listen = n_more_peer,
 		.cert_file = f.cert_file, .key_file = f.key_file, .trusted_ca_file = f.trusted_ca_file,
-		.client_cert_auth = f.client_cert_auth, .peer_cert_file = f.peer_cert_file,
-		.peer_key_file = f.peer_key_file, .peer_trusted_ca_file = f.peer_trusted_ca_file,
-		.peer_client_cert_auth = f.peer_client_cert_auth,
+		.client_cert_auth = f.client_cert_auth,
+		.peer_cert_file = peer_tls ? f.peer_cert_file : NULL, .peer_key_file = peer_tls ? f.peer_key_file : NULL,
+		.peer_trusted_ca_file = peer_tls ? f.peer_trusted_ca_file : NULL,
+		.peer_client_cert_auth = peer_tls && f.peer_client_cert_auth,
 		.heartbeat_ms = (unsigned)f.heartbeat_interval, .election_ms = (unsigned)f.election_timeout,
 		.snapshot_count = f.snapshot_count, .max_request_bytes = f.max_request_bytes,
 		.watch_timeout_ms = (uint64_t)(f.watch_timeout_ns / 1000000),
-		.on_fatal = on_fatal,
+		.on_fatal = on_fatal, .on_removed = on_removed,
 	};
 	signal(SIGPIPE, SIG_IGN);
 	/* Every watcher holds a connection: use all the descriptors we may (Go programs such as

@@ -55,6 +55,14 @@ struct keel_kv_server {
 	void (*stop_cb)(void *);
 	void *stop_ud;
 	unsigned closing;
+	unsigned tick_ms, election_ms;
+	/* Membership (server_members.c). */
+	struct member_op *member_ops;     /* requests waiting for their change to apply */
+	uint64_t *removed;                /* members removed for good (/0/removed_members) */
+	size_t n_removed, cap_removed;
+	bool removed_self;                /* this member was removed: stop at removed_stop_ms */
+	bool removed_reported;
+	uint64_t removed_stop_ms;
 };
 
 /* server.c */
@@ -70,14 +78,28 @@ void kv_respond_code(struct keel_kv_server *s, struct keel_http_req *req, int co
 		     uint64_t index, bool head);
 
 bool kv_member_exists(struct keel_kv_server *s, uint64_t id);
-bool kv_peer_url_taken(struct keel_kv_server *s, const char *url);
 uint64_t kv_member_id_for(char *const *sorted_urls, size_t n, const char *token);
-int kv_propose_member_urls(struct keel_kv_server *s, uint64_t id, const char *raft_attributes_json);
+void kv_removed_self(struct keel_kv_server *s, uint64_t delay_ms);
+int kv_propose_member_urls(struct keel_kv_server *s, uint64_t req_id, uint64_t member,
+			   const char *raft_attributes_json);
+bool kv_peer_url_taken(struct keel_kv_server *s, const char *url, uint64_t except_member);
 
 /* server_keys.c */
 int kv_handle_keys(struct keel_http_req *req, void *ud);
 void kv_expire_watches(struct keel_kv_server *s, bool all);
 
 /* server_members.c */
+struct keel_buf;
 int kv_handle_members_add(struct keel_http_req *req, void *ud);
 int kv_handle_member(struct keel_http_req *req, void *ud);
+/* A membership change's context: a request id, then the member's raftAttributes JSON (may be
+ * empty). decode also understands contexts without a request id (*req_id = 0). */
+int kv_conf_context_encode(struct keel_buf *b, uint64_t req_id, const char *json, size_t len);
+void kv_conf_context_decode(const void *ctx, size_t len, uint64_t *req_id, const char **json, size_t *json_len);
+/* The change with this request id was applied here: answer whoever waits for it. */
+void kv_member_op_applied(struct keel_kv_server *s, uint64_t req_id);
+/* Answer requests past their deadline (all: every one, the server stops) with etcd's 500. */
+void kv_member_ops_expire(struct keel_kv_server *s, bool all);
+bool kv_is_removed(const struct keel_kv_server *s, uint64_t id);
+void kv_removed_add(struct keel_kv_server *s, uint64_t id);
+void kv_removed_reload(struct keel_kv_server *s);

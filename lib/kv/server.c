@@ -15,6 +15,7 @@
 #include "base/jw.h"
 #include "base/mem.h"
 #include "base/str.h"
+#include "raftio/transport.h"
 
 #define SYNC_INTERVAL_MS 500       /* etcd's leader proposes SYNC this often */
 #define CLUSTER_VERSION "3.4.0"
@@ -307,18 +308,61 @@ static void tell_transport(struct keel_kv_server *s, uint64_t id, const char *js
 	json_decref(j);
 }
 
+/* Point the transport at every member the store knows, and away from removed ones: after a
+ * snapshot replaced the store (the entries that told it one by one are gone). */
+static void tell_transport_all(struct keel_kv_server *s)
+{
+	struct keel_kv_event *ev = NULL;
+	struct keel_kv_error kerr = {0};
+	json_t *root = NULL;
+	if (keel_kv_store_get(s->store, "/0/members", strlen("/0/members"), true, false, 0, &ev, &kerr) == 0 &&
+	    ev->get_json) {
+		json_error_t jerr;
+		root = json_loadb(ev->get_json, ev->get_json_len, 0, &jerr);
+	}
+	keel_kv_event_unref(ev);
+	keel_kv_error_clear(&kerr);
+	size_t i, k;
+	json_t *m, *c;
+	json_array_foreach(root ? json_object_get(root, "nodes") : NULL, i, m) {
+		const char *key = json_string_value(json_object_get(m, "key"));
+		const char *slash = key ? strrchr(key, '/') : NULL;
+		uint64_t id = slash ? strtoull(slash + 1, NULL, 16) : 0;
+		json_array_foreach(json_object_get(m, "nodes"), k, c) {
+			const char *ck = json_string_value(json_object_get(c, "key"));
+			const char *val = json_string_value(json_object_get(c, "value"));
+			if (id && ck && val && keel_endswith(ck, "/raftAttributes"))
+				tell_transport(s, id, val, strlen(val));
+		}
+	}
+	json_decref(root);
+	for (size_t r = 0; r < s->n_removed; r++)
+		keel_node_remove_peer(s->node, s->removed[r]);
+}
+
 static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e)
 {
 	struct keel_raft_conf_change cc;
 	if (keel_raft_conf_change_decode(e->data, e->len, &cc) < 0)
 		return;
+	uint64_t req_id;
+	const char *attrs;
+	size_t attrs_len;
+	kv_conf_context_decode(cc.context, cc.context_len, &req_id, &attrs, &attrs_len);
 	char path[96];
 	snprintf(path, sizeof(path), "/0/members/%" PRIx64, cc.node);
 	if (cc.type == KEEL_RAFT_REMOVE_NODE) {
+		/* etcd's RemoveMember: two writes, so indexes stay etcd's. The removed id is
+		 * remembered for good: peers tell that member so when it talks to them. */
 		internal_write(s, KEEL_KV_DELETE, path, NULL, true);
-		if (cc.node == s->cfg.member_id && s->cfg.on_fatal)
-			/* etcd stops a member that was removed, with these words. */
-			s->cfg.on_fatal(s->cfg.ud, "the member has been permanently removed from the cluster");
+		snprintf(path, sizeof(path), "/0/removed_members/%" PRIx64, cc.node);
+		internal_write(s, KEEL_KV_PUT, path, "", false);
+		kv_removed_add(s, cc.node);
+		keel_node_remove_peer(s->node, cc.node);
+		if (cc.node == s->cfg.member_id)
+			kv_removed_self(s, 10 * (uint64_t)s->tick_ms); /* etcd: stopWithDelay(10 ticks) */
+		if (req_id)
+			kv_member_op_applied(s, req_id);
 		return;
 	}
 	/* The member's peer URLs: the change's context, or (bootstrap entries carry none) the
@@ -327,8 +371,8 @@ static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e
 	const char *urls[KEEL_KV_MAX_URLS];
 	size_t n = 0;
 	const struct keel_kv_member_cfg *m = initial_member(s, cc.node);
-	if (cc.context_len) {
-		if (keel_buf_append(&v, cc.context, cc.context_len) < 0)
+	if (attrs_len) {
+		if (keel_buf_append(&v, attrs, attrs_len) < 0)
 			return;
 	} else if (m) {
 		for (size_t i = 0; i < m->n_peer_urls; i++)
@@ -342,6 +386,8 @@ static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e
 	internal_write(s, KEEL_KV_PUT, path, v.data ? v.data : "{\"peerURLs\":[]}", false);
 	tell_transport(s, cc.node, v.data, v.len);
 	keel_buf_free(&v);
+	if (req_id)
+		kv_member_op_applied(s, req_id);
 }
 
 static void apply_kv(struct keel_kv_server *s, const struct keel_raft_entry *e)
@@ -374,6 +420,8 @@ static void apply_kv(struct keel_kv_server *s, const struct keel_raft_entry *e)
 		}
 	}
 	struct kv_wait *w = wait_take(s, id);
+	if (!w)
+		kv_member_op_applied(s, id); /* new peer URLs (PUT /v2/members/<id>) */
 	if (w) {
 		if (w->req) {
 			if (r == 0 && ev)
@@ -419,18 +467,44 @@ static int sm_save(void *ud, struct keel_snap_writer *w, struct keel_err *err)
 static int sm_load(void *ud, struct keel_snap_reader *r, struct keel_err *err)
 {
 	struct keel_kv_server *s = ud;
-	return keel_kv_store_load(s->store, snap_read, r, err);
+	int rc = keel_kv_store_load(s->store, snap_read, r, err);
+	if (rc == 0) {
+		kv_removed_reload(s);
+		if (s->node) /* not while keel_node_start recovers: start does this after it */
+			tell_transport_all(s);
+	}
+	return rc;
+}
+
+static bool sm_is_removed(void *ud, keel_raft_id id)
+{
+	return kv_is_removed(ud, id);
+}
+
+/* This member is out of the cluster: stop taking part after delay_ms (time for the answer to a
+ * request that removed it), then tell the program. */
+void kv_removed_self(struct keel_kv_server *s, uint64_t delay_ms)
+{
+	uint64_t at = uv_now(s->loop) + delay_ms;
+	if (!s->removed_self || at < s->removed_stop_ms)
+		s->removed_stop_ms = at;
+	s->removed_self = true;
 }
 
 static void on_fatal(void *ud, const struct keel_err *why)
 {
 	struct keel_kv_server *s = ud;
+	if (why->code == -EIDRM) { /* a peer says we were removed */
+		kv_removed_self(s, 0);
+		return;
+	}
 	if (s->cfg.on_fatal)
 		s->cfg.on_fatal(s->cfg.ud, why->msg);
 }
 
 static const struct keel_node_sm sm_ops = {
 	.apply = sm_apply, .save = sm_save, .load = sm_load, .on_fatal = on_fatal,
+	.is_removed = sm_is_removed,
 };
 
 /* ---- the leader's duties and publishing ---- */
@@ -450,6 +524,7 @@ static void on_timer(uv_timer_t *t)
 	struct keel_kv_server *s = t->data;
 	expire_waits(s, false);
 	kv_expire_watches(s, false);
+	kv_member_ops_expire(s, false);
 	uint64_t leader = keel_node_leader(s->node);
 	if (leader != s->last_leader) {
 		if (leader)
@@ -508,6 +583,12 @@ static void on_timer(uv_timer_t *t)
 		keel_kv_event_unref(ev);
 		keel_kv_error_clear(&kerr);
 	}
+	/* Last: the program may stop the server from this callback. */
+	if (s->removed_self && !s->removed_reported && now >= s->removed_stop_ms) {
+		s->removed_reported = true;
+		if (s->cfg.on_removed)
+			s->cfg.on_removed(s->cfg.ud);
+	}
 }
 
 /* ---- membership queries for server_members.c ---- */
@@ -524,26 +605,44 @@ bool kv_member_exists(struct keel_kv_server *s, uint64_t id)
 	return ok;
 }
 
-bool kv_peer_url_taken(struct keel_kv_server *s, const char *url)
+/* Whether a member other than except_member has url among its peer URLs. */
+bool kv_peer_url_taken(struct keel_kv_server *s, const char *url, uint64_t except_member)
 {
 	struct keel_kv_event *ev = NULL;
 	struct keel_kv_error kerr = {0};
 	bool taken = false;
+	json_t *root = NULL;
 	if (keel_kv_store_get(s->store, "/0/members", strlen("/0/members"), true, false, 0, &ev, &kerr) == 0 &&
 	    ev->get_json) {
-		/* Look for the URL as a JSON string inside the raftAttributes values. */
-		struct keel_buf needle = KEEL_BUF_INIT;
-		if (keel_buf_puts(&needle, "\\\"") == 0 && keel_buf_puts(&needle, url) == 0 &&
-		    keel_buf_puts(&needle, "\\\"") == 0)
-			taken = memmem(ev->get_json, ev->get_json_len, needle.data, needle.len) != NULL;
-		keel_buf_free(&needle);
+		json_error_t jerr;
+		root = json_loadb(ev->get_json, ev->get_json_len, 0, &jerr);
 	}
 	keel_kv_event_unref(ev);
 	keel_kv_error_clear(&kerr);
+	size_t i, k, x;
+	json_t *m, *c, *u;
+	json_array_foreach(root ? json_object_get(root, "nodes") : NULL, i, m) {
+		const char *key = json_string_value(json_object_get(m, "key"));
+		const char *slash = key ? strrchr(key, '/') : NULL;
+		if (!slash || strtoull(slash + 1, NULL, 16) == except_member)
+			continue;
+		json_array_foreach(json_object_get(m, "nodes"), k, c) {
+			const char *ck = json_string_value(json_object_get(c, "key"));
+			const char *val = json_string_value(json_object_get(c, "value"));
+			if (!ck || !val || !keel_endswith(ck, "/raftAttributes"))
+				continue;
+			json_error_t jerr;
+			json_t *attrs = json_loads(val, 0, &jerr);
+			json_array_foreach(attrs ? json_object_get(attrs, "peerURLs") : NULL, x, u)
+				taken = taken || keel_streq(json_string_value(u), url);
+			json_decref(attrs);
+		}
+	}
+	json_decref(root);
 	return taken;
 }
 
-int kv_propose_member_urls(struct keel_kv_server *s, uint64_t id, const char *json)
+int kv_propose_member_urls(struct keel_kv_server *s, uint64_t req_id, uint64_t id, const char *json)
 {
 	char path[96];
 	snprintf(path, sizeof(path), "/0/members/%" PRIx64 "/raftAttributes", id);
@@ -552,7 +651,7 @@ int kv_propose_member_urls(struct keel_kv_server *s, uint64_t id, const char *js
 		.value_len = strlen(json), .prev_value = "", .prev_exist = KEEL_KV_PREV_EXIST_UNSET,
 		.time = keel_wall_ns(),
 	};
-	return kv_propose(s, kv_next_request_id(s), &req);
+	return kv_propose(s, req_id, &req);
 }
 
 /* ---- other endpoints ---- */
@@ -855,6 +954,24 @@ static int handle_metrics(struct keel_http_req *req, void *ud)
 
 /* ---- start and stop ---- */
 
+/* After recovery, a member that is not in its own configuration: was it removed (its snapshot
+ * says so, or its log holds its removal)? Then it starts, learns it again (by applying the
+ * removal, or from its peers) and stops as etcd's does; otherwise the data is another member's. */
+static bool removed_in_history(struct keel_kv_server *s)
+{
+	if (kv_is_removed(s, s->cfg.member_id))
+		return true;
+	const struct keel_raft *r = keel_node_raft(s->node);
+	for (uint64_t i = keel_raft_last_index(r); i >= keel_raft_first_index(r) && i > 0; i--) {
+		const struct keel_raft_entry *e = keel_raft_entry_at(r, i);
+		struct keel_raft_conf_change cc;
+		if (e && e->type == KEEL_RAFT_ENTRY_CONF && keel_raft_conf_change_decode(e->data, e->len, &cc) == 0 &&
+		    cc.type == KEEL_RAFT_REMOVE_NODE && cc.node == s->cfg.member_id)
+			return true;
+	}
+	return false;
+}
+
 int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cfg,
 			 struct keel_kv_server **ret, struct keel_err *err)
 {
@@ -896,13 +1013,24 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	}
 	unsigned tick = cfg->heartbeat_ms ? cfg->heartbeat_ms : 100;
 	unsigned election = cfg->election_ms ? cfg->election_ms : 1000;
+	s->tick_ms = tick;
+	s->election_ms = election;
+	struct keel_transport_listen more[KEEL_KV_MAX_URLS];
+	size_t n_more = 0;
+	for (size_t i = 0; i < cfg->n_more_peer_listen && n_more < KEEL_KV_MAX_URLS; i++)
+		more[n_more++] = (struct keel_transport_listen){cfg->more_peer_listen[i].host,
+								cfg->more_peer_listen[i].port};
 	struct keel_node_config nc = {
 		/* Peers recognise each other by the cluster token (a member that joins later knows the
 		 * token but not the original member list that etcd's cluster id hashes). */
 		.id = cfg->member_id, .cluster_id = keel_kv_member_id(NULL, 0, cfg->cluster_token),
-		.data_dir = cfg->data_dir,
+		.data_dir = cfg->data_dir, .wal_dir = cfg->wal_dir, .wal_segment_size = cfg->wal_segment_size,
+		/* etcd's 0 means "keep them all". */
+		.max_snapshots = cfg->max_snapshots ? cfg->max_snapshots : KEEL_NODE_KEEP_ALL,
+		.max_wal_segments = cfg->max_wals ? cfg->max_wals : KEEL_NODE_KEEP_ALL,
 		.peers = peers, .n_peers = np, .join = cfg->join,
 		.listen_host = cfg->peer_listen_host, .listen_port = cfg->peer_listen_port,
+		.more_listen = more, .n_more_listen = n_more,
 		.tick_ms = tick, .election_ticks = election / tick < 2 ? 2 : election / tick,
 		.snapshot_count = cfg->snapshot_count,
 		.cert_file = cfg->peer_cert_file, .key_file = cfg->peer_key_file,
@@ -912,14 +1040,17 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	r = keel_node_start(loop, &nc, &s->node, err);
 	if (r < 0) {
 		keel_kv_store_free(s->store);
+		keel_free(s->removed);
 		keel_free(s);
 		return r;
 	}
+	tell_transport_all(s);
 	/* A data directory written by another member (other peer URLs, another token) would
 	 * leave this one waiting forever outside the configuration: say so instead. */
 	const struct keel_raft_conf *conf = keel_raft_conf(keel_node_raft(s->node));
 	if (!cfg->join && conf->n_voters + conf->n_learners > 0 &&
-	    !keel_raft_conf_has_voter(conf, cfg->member_id) && !keel_raft_conf_has_learner(conf, cfg->member_id)) {
+	    !keel_raft_conf_has_voter(conf, cfg->member_id) && !keel_raft_conf_has_learner(conf, cfg->member_id) &&
+	    !removed_in_history(s)) {
 		r = keel_err_set(err, -EINVAL,
 				 "%s holds the data of another member (this member's id %" PRIx64
 				 " is not in its configuration): check --initial-cluster, --initial-advertise-peer-urls "
@@ -927,6 +1058,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 				 cfg->data_dir, cfg->member_id);
 		keel_node_stop(s->node, NULL, NULL);
 		keel_kv_store_free(s->store);
+		keel_free(s->removed);
 		keel_free(s);
 		return r;
 	}
@@ -964,6 +1096,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		/* The node is running; stop it properly before giving up. */
 		keel_node_stop(s->node, NULL, NULL);
 		keel_kv_store_free(s->store);
+		keel_free(s->removed);
 		keel_free(s);
 		return r;
 	}
@@ -982,6 +1115,7 @@ static void part_closed(void *ud)
 	void (*cb)(void *) = s->stop_cb;
 	void *cud = s->stop_ud;
 	keel_kv_store_free(s->store);
+	keel_free(s->removed);
 	keel_free(s);
 	if (cb)
 		cb(cud);
@@ -999,6 +1133,7 @@ void keel_kv_server_stop(struct keel_kv_server *s, void (*cb)(void *ud), void *u
 	s->stop_ud = ud;
 	expire_waits(s, true);
 	kv_expire_watches(s, true);
+	kv_member_ops_expire(s, true);
 	s->closing = 3;
 	uv_close((uv_handle_t *)&s->timer, timer_closed);
 	keel_http_server_close(s->http, part_closed, s);

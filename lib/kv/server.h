@@ -22,11 +22,20 @@ struct keel_kv_member_cfg {
 	size_t n_peer_urls;
 };
 
+/* A numeric address and port to listen on. */
+struct keel_kv_addr {
+	const char *host;
+	uint16_t port;
+};
+
 struct keel_kv_server_config {
 	const char *name;
 	uint64_t member_id, cluster_id;
 	const char *cluster_token;       /* --initial-cluster-token: part of new members' ids */
 	const char *data_dir;
+	const char *wal_dir;              /* --wal-dir; NULL: inside data_dir */
+	unsigned max_snapshots, max_wals; /* --max-snapshots, --max-wals: files kept, 0 = all */
+	size_t wal_segment_size;          /* 0: 64 MiB */
 	/* The initial cluster, this member included (every member is started with the same). */
 	const struct keel_kv_member_cfg *members;
 	size_t n_members;
@@ -37,6 +46,8 @@ struct keel_kv_server_config {
 	size_t n_advertise_client_urls;
 	const char *peer_listen_host;
 	uint16_t peer_listen_port;
+	const struct keel_kv_addr *more_peer_listen; /* the other --listen-peer-urls */
+	size_t n_more_peer_listen;
 	const char *cert_file, *key_file, *trusted_ca_file; /* clients */
 	bool client_cert_auth;
 	const char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file;
@@ -47,6 +58,11 @@ struct keel_kv_server_config {
 	uint64_t watch_timeout_ms;       /* 0: etcd's 5 minutes */
 	/* Optional: the node stopped for good (its disk failed). */
 	void (*on_fatal)(void *ud, const char *why);
+	/* Optional: this member was removed from the cluster (it applied its own removal, or a
+	 * peer told it so). It has stopped taking part; the program should stop the server and
+	 * exit, as etcd does (status 0, "the member has been permanently removed from the
+	 * cluster"). Runs from the loop, outside any other server call. */
+	void (*on_removed)(void *ud);
 	void *ud;
 };
 

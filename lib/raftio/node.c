@@ -14,7 +14,7 @@
 #include "raftio/transport.h"
 #include "raftio/wal.h"
 
-#define SNAPSHOT_FILES_KEPT 3
+#define SNAPSHOT_FILES_KEPT 5 /* etcd's --max-snapshots default */
 
 struct pending {
 	uint64_t index, term;
@@ -208,7 +208,8 @@ static int take_snapshot(struct keel_node *n, struct keel_err *err)
 	r = keel_wal_snapshot(n->wal, meta.index, meta.term, err);
 	if (r < 0)
 		return r;
-	keel_snap_retain(n->snap_dir, SNAPSHOT_FILES_KEPT, NULL);
+	if (n->cfg.max_snapshots != KEEL_NODE_KEEP_ALL)
+		keel_snap_retain(n->snap_dir, n->cfg.max_snapshots, NULL);
 	return 0;
 }
 
@@ -489,6 +490,43 @@ static void on_snapshot_sent(void *ud, keel_raft_id peer, bool ok)
 	}
 }
 
+/* ---- membership: removed members ---- */
+
+static bool peer_is_removed(void *ud, keel_raft_id id)
+{
+	struct keel_node *n = ud;
+	return n->cfg.sm->is_removed(n->cfg.sm_ud, id);
+}
+
+/* A peer says the cluster removed this node: it must stop for good, as etcd's member does when
+ * its peers answer 410 Gone. */
+static void on_removed(void *ud, keel_raft_id told_by)
+{
+	struct keel_node *n = ud;
+	if (n->failed || n->stopping)
+		return;
+	struct keel_err err;
+	keel_err_set(&err, -EIDRM, "the member has been permanently removed from the cluster (member %" PRIx64 " says so)",
+		     told_by);
+	fail_node(n, &err);
+}
+
+void keel_node_remove_peer(struct keel_node *n, keel_raft_id id)
+{
+	if (id != n->cfg.id && n->tr)
+		keel_transport_remove_peer(n->tr, id);
+}
+
+int keel_node_propose_conf_change_forward(struct keel_node *n, const struct keel_raft_conf_change *cc)
+{
+	if (n->failed || n->stopping)
+		return -KEEL_ESTOPPED;
+	int r = keel_raft_propose_conf_change(n->raft, cc, NULL);
+	if (r == 0)
+		pump(n);
+	return r;
+}
+
 int keel_node_propose(struct keel_node *n, const void *data, size_t len, keel_node_done_fn *cb, void *ud)
 {
 	if (n->failed || n->stopping)
@@ -521,6 +559,8 @@ int keel_node_propose_conf_change(struct keel_node *n, const struct keel_raft_co
 {
 	if (n->failed || n->stopping)
 		return -KEEL_ESTOPPED;
+	if (keel_raft_role(n->raft) != KEEL_RAFT_LEADER)
+		return -KEEL_ENOT_LEADER; /* the core would forward it, with no index to wait for */
 	if (grow((void **)&n->pending, &n->cap_pending, n->n_pending + 1, sizeof(*n->pending)) < 0)
 		return -ENOMEM;
 	uint64_t index;
@@ -613,7 +653,10 @@ static int recover(struct keel_node *n, struct keel_err *err)
 	if (found < 0)
 		return found;
 	struct keel_wal_recovered rec;
-	struct keel_wal_options wo = {.segment_size = n->cfg.wal_segment_size};
+	struct keel_wal_options wo = {
+		.segment_size = n->cfg.wal_segment_size,
+		.keep_segments = n->cfg.max_wal_segments == KEEL_NODE_KEEP_ALL ? SIZE_MAX : n->cfg.max_wal_segments,
+	};
 	int r = keel_wal_open(n->wal_dir, &wo, &n->wal, &rec, err);
 	if (r < 0) {
 		keel_free(snap_path);
@@ -668,7 +711,9 @@ int keel_node_start(uv_loop_t *loop, const struct keel_node_config *cfg, struct 
 		n->cfg.snapshot_count = 100000;
 	if (n->cfg.snapshot_keep == 0)
 		n->cfg.snapshot_keep = 5000; /* etcd's SnapshotCatchUpEntries */
-	n->wal_dir = join_path(cfg->data_dir, "wal");
+	if (n->cfg.max_snapshots == 0)
+		n->cfg.max_snapshots = SNAPSHOT_FILES_KEPT;
+	n->wal_dir = cfg->wal_dir ? keel_strdup(cfg->wal_dir) : join_path(cfg->data_dir, "wal");
 	n->snap_dir = join_path(cfg->data_dir, "snap");
 	if (!n->wal_dir || !n->snap_dir) {
 		free_node(n);
@@ -693,6 +738,8 @@ int keel_node_start(uv_loop_t *loop, const struct keel_node_config *cfg, struct 
 		.verify_peer = cfg->verify_peer,
 		.on_message = on_message, .on_snapshot = on_snapshot, .on_unreachable = on_unreachable,
 		.on_snapshot_sent = on_snapshot_sent, .ud = n,
+		.more_listen = cfg->more_listen, .n_more_listen = cfg->n_more_listen,
+		.is_removed = cfg->sm->is_removed ? peer_is_removed : NULL, .on_removed = on_removed,
 	};
 	r = keel_transport_start(loop, &tc, &n->tr, err);
 	if (r < 0) {

@@ -18,6 +18,9 @@
 #include "raftio/snap.h"
 
 struct keel_node;
+struct keel_transport_listen;
+
+#define KEEL_NODE_KEEP_ALL UINT32_MAX
 
 struct keel_node_peer {
 	keel_raft_id id;
@@ -38,24 +41,36 @@ struct keel_node_sm {
 	void (*on_leader)(void *ud, keel_raft_id leader, uint64_t term);
 	/* Optional: the node stopped working (its disk failed: "fsyncgate" rules say a failed
 	 * fdatasync cannot be retried). Pending requests failed with -KEEL_ESTOPPED; the process
-	 * should exit and be restarted, which recovers from the WAL. */
+	 * should exit and be restarted, which recovers from the WAL. why->code -EIDRM: a peer said
+	 * this node was removed from the cluster (see is_removed); it must not come back. */
 	void (*on_fatal)(void *ud, const struct keel_err *why);
+	/* Optional: whether a node was removed from the cluster for good (the application keeps
+	 * that list: it must survive snapshots). Peers that were removed are told so when they
+	 * talk to this node, and stop (etcd's peers answer them HTTP 410 Gone). */
+	bool (*is_removed)(void *ud, keel_raft_id id);
 };
 
 struct keel_node_config {
 	keel_raft_id id;
 	uint64_t cluster_id;
 	const char *data_dir;            /* holds wal/ and snap/ */
+	const char *wal_dir;             /* NULL: data_dir/wal (etcd's --wal-dir) */
 	const struct keel_node_peer *peers; /* the initial members, this node included */
 	size_t n_peers;
 	bool join;                       /* joining an existing cluster: no bootstrap */
 	const char *listen_host;         /* peer traffic */
 	uint16_t listen_port;            /* 0: any (see keel_node_port) */
+	const struct keel_transport_listen *more_listen; /* more addresses for peer traffic */
+	size_t n_more_listen;
 	unsigned tick_ms;                /* one core tick (etcd --heartbeat-interval, default 100) */
 	unsigned election_ticks;         /* default 10 (etcd --election-timeout 1000 ms) */
 	uint64_t snapshot_count;         /* applied entries between snapshots (default 100000) */
 	uint64_t snapshot_keep;          /* entries kept behind a snapshot for slow followers (5000) */
 	size_t wal_segment_size;         /* 0: default */
+	/* Retention (etcd's --max-snapshots, --max-wals): snapshot files and WAL segments kept;
+	 * 0 = the default (5 snapshots; WAL segments as soon as a snapshot covers them),
+	 * KEEL_NODE_KEEP_ALL = never delete. */
+	unsigned max_snapshots, max_wal_segments;
 	const char *cert_file, *key_file, *ca_file; /* peer TLS, all NULL for plain TCP */
 	bool verify_peer;
 	const struct keel_node_sm *sm;
@@ -76,8 +91,16 @@ typedef void keel_node_done_fn(void *ud, int status, uint64_t index);
 
 /* Replicate data. The callback runs exactly once, never from inside this call. */
 int keel_node_propose(struct keel_node *n, const void *data, size_t len, keel_node_done_fn *cb, void *ud);
+/* On the leader only (-KEEL_ENOT_LEADER elsewhere): the callback tells the outcome. */
 int keel_node_propose_conf_change(struct keel_node *n, const struct keel_raft_conf_change *cc,
 				  keel_node_done_fn *cb, void *ud);
+/* A membership change from any member: a follower forwards it to the leader, which checks it
+ * and drops it quietly if it does not apply. As with keel_node_propose_forward, the application
+ * recognises its change when it is applied (a request id in cc->context) and gives up after a
+ * timeout. On the leader the checks run now: -EBUSY (another change is uncommitted, no commit in
+ * this term yet), -EINVAL (the change makes no sense). -KEEL_ENOT_LEADER when no leader is
+ * known, -KEEL_ESTOPPED, -ENOMEM. */
+int keel_node_propose_conf_change_forward(struct keel_node *n, const struct keel_raft_conf_change *cc);
 /* Replicate data from any member: a follower forwards it to the leader. Nothing reports the
  * outcome: the application recognises its entries when they are applied (a request id inside
  * the data, as etcd does) and gives up after a timeout. -KEEL_ENOT_LEADER when no leader is
@@ -91,6 +114,8 @@ int keel_node_transfer_leader(struct keel_node *n, keel_raft_id to);
 
 /* Tell the transport where a member is (for members added later). */
 int keel_node_set_peer(struct keel_node *n, keel_raft_id id, const char *host, uint16_t port);
+/* Forget a member's address (it was removed): nothing is sent to it any more. */
+void keel_node_remove_peer(struct keel_node *n, keel_raft_id id);
 
 keel_raft_id keel_node_id(const struct keel_node *n);
 keel_raft_id keel_node_leader(const struct keel_node *n);
