@@ -35,10 +35,10 @@ static void stopped(void *ud)
 }
 
 /* etcd's words when its member learns it was removed; it then exits with status 0. */
-static void on_removed(void *ud)
+static void on_removed(void *ud, const char *how)
 {
 	(void)ud;
-	keel_log(KEEL_LOG_ERROR, "the member has been permanently removed from the cluster");
+	keel_log(KEEL_LOG_ERROR, "the member has been permanently removed from the cluster", KEEL_LF_STR("how", how));
 	keel_log(KEEL_LOG_INFO, "the data-dir used by this member must be removed", KEEL_LF_STR("data-dir", data_dir));
 	if (server) {
 		struct keel_kv_server *s = server;

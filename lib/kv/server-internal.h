@@ -62,6 +62,7 @@ struct keel_kv_server {
 	size_t n_removed, cap_removed;
 	bool removed_self;                /* this member was removed: stop at removed_stop_ms */
 	bool removed_reported;
+	char removed_how[96];
 	uint64_t removed_stop_ms;
 };
 
@@ -79,7 +80,7 @@ void kv_respond_code(struct keel_kv_server *s, struct keel_http_req *req, int co
 
 bool kv_member_exists(struct keel_kv_server *s, uint64_t id);
 uint64_t kv_member_id_for(char *const *sorted_urls, size_t n, const char *token);
-void kv_removed_self(struct keel_kv_server *s, uint64_t delay_ms);
+void kv_removed_self(struct keel_kv_server *s, uint64_t delay_ms, const char *how);
 int kv_propose_member_urls(struct keel_kv_server *s, uint64_t req_id, uint64_t member,
 			   const char *raft_attributes_json);
 bool kv_peer_url_taken(struct keel_kv_server *s, const char *url, uint64_t except_member);

@@ -360,7 +360,8 @@ static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e
 		kv_removed_add(s, cc.node);
 		keel_node_remove_peer(s->node, cc.node);
 		if (cc.node == s->cfg.member_id)
-			kv_removed_self(s, 10 * (uint64_t)s->tick_ms); /* etcd: stopWithDelay(10 ticks) */
+			/* etcd: stopWithDelay(10 ticks), time to answer the request that did it. */
+			kv_removed_self(s, 10 * (uint64_t)s->tick_ms, "applied its own removal");
 		if (req_id)
 			kv_member_op_applied(s, req_id);
 		return;
@@ -483,19 +484,24 @@ static bool sm_is_removed(void *ud, keel_raft_id id)
 
 /* This member is out of the cluster: stop taking part after delay_ms (time for the answer to a
  * request that removed it), then tell the program. */
-void kv_removed_self(struct keel_kv_server *s, uint64_t delay_ms)
+void kv_removed_self(struct keel_kv_server *s, uint64_t delay_ms, const char *how)
 {
-	uint64_t at = uv_now(s->loop) + delay_ms;
-	if (!s->removed_self || at < s->removed_stop_ms)
-		s->removed_stop_ms = at;
+	if (s->removed_self)
+		return; /* the first news counts (and its delay: an answer may still be going out) */
 	s->removed_self = true;
+	s->removed_stop_ms = uv_now(s->loop) + delay_ms;
+	snprintf(s->removed_how, sizeof(s->removed_how), "%s", how);
 }
 
 static void on_fatal(void *ud, const struct keel_err *why)
 {
 	struct keel_kv_server *s = ud;
 	if (why->code == -EIDRM) { /* a peer says we were removed */
-		kv_removed_self(s, 0);
+		const char *says = strstr(why->msg, "(member ");
+		char how[64];
+		snprintf(how, sizeof(how), "member %" PRIx64 " says so",
+			 (uint64_t)(says ? strtoull(says + strlen("(member "), NULL, 16) : 0));
+		kv_removed_self(s, 0, how);
 		return;
 	}
 	if (s->cfg.on_fatal)
@@ -587,7 +593,7 @@ static void on_timer(uv_timer_t *t)
 	if (s->removed_self && !s->removed_reported && now >= s->removed_stop_ms) {
 		s->removed_reported = true;
 		if (s->cfg.on_removed)
-			s->cfg.on_removed(s->cfg.ud);
+			s->cfg.on_removed(s->cfg.ud, s->removed_how);
 	}
 }
 

@@ -61,8 +61,9 @@ struct keel_kv_server_config {
 	/* Optional: this member was removed from the cluster (it applied its own removal, or a
 	 * peer told it so). It has stopped taking part; the program should stop the server and
 	 * exit, as etcd does (status 0, "the member has been permanently removed from the
-	 * cluster"). Runs from the loop, outside any other server call. */
-	void (*on_removed)(void *ud);
+	 * cluster"). how says how it learned it. Runs from the loop, outside any other server
+	 * call. */
+	void (*on_removed)(void *ud, const char *how);
 	void *ud;
 };
 

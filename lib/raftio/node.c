@@ -79,6 +79,7 @@ struct keel_node {
 	size_t n_done, cap_done;
 
 	bool failed, stopping;
+	unsigned outside_ticks; /* see probe_if_removed */
 	unsigned open_handles;
 	void (*stop_cb)(void *);
 	void *stop_ud;
@@ -417,10 +418,29 @@ static void pump(struct keel_node *n)
 
 /* ---- inputs ---- */
 
+/* A node whose log holds its own removal is outside its configuration: it never campaigns and
+ * no leader writes to it, so it would say nothing and hear nothing, forever. Every election
+ * timeout it sends each member a term-0 heartbeat answer, which every core ignores, so that
+ * peers that applied the removal tell it (REMOVED) and it stops. */
+static void probe_if_removed(struct keel_node *n)
+{
+	const struct keel_raft_conf *c = keel_raft_conf(n->raft);
+	if (!n->cfg.sm->is_removed || c->n_voters + c->n_learners == 0 || keel_raft_conf_has_voter(c, n->cfg.id) ||
+	    keel_raft_conf_has_learner(c, n->cfg.id) || ++n->outside_ticks < n->cfg.election_ticks)
+		return;
+	n->outside_ticks = 0;
+	for (uint32_t i = 0; i < c->n_voters + c->n_learners; i++) {
+		struct keel_raft_msg m = {.type = KEEL_RAFT_MSG_HEARTBEAT_RESP, .from = n->cfg.id,
+					  .to = i < c->n_voters ? c->voters[i] : c->learners[i - c->n_voters]};
+		keel_transport_send(n->tr, &m);
+	}
+}
+
 static void tick_cb(uv_timer_t *t)
 {
 	struct keel_node *n = t->data;
 	keel_raft_tick(n->raft);
+	probe_if_removed(n);
 	pump(n);
 }
 
