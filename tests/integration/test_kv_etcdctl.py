@@ -316,10 +316,12 @@ def test_member_add_and_remove(daemons, build_dir, tmp_path):
     assert status == 204
     listed = json.loads(http(leader, "GET", "/v2/members")[2])["members"]
     assert sorted(m["name"] for m in listed) == ["m1", "m2", "m3"]
-    # The remaining three go on; the removed member cannot disturb them (pre-vote, lease).
-    # (It does not learn of its removal yet: the leader stops replicating to it when the
-    # removal is appended. etcd tells it with HTTP 410 from peers; not done here yet.)
-    time.sleep(1.0)
+    # The remaining three go on; the removed member learns it from its peers and exits
+    # (test_kv_members.py has the details).
+    deadline = time.monotonic() + 15
+    while new.proc.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert new.proc.exit_code == 0
     status, _, _ = http(leader, "PUT", "/v2/keys/after", "value=2")
     assert status in (200, 201)
     assert json.loads(http(leader, "GET", "/v2/members/leader")[2])["name"] == leader_name

@@ -432,6 +432,40 @@ static void wal_snapshot_deletes_covered_segments_and_recovery_starts_after_it(v
 	keel_wal_close(w);
 }
 
+/* keep_segments (etcd's --max-wals): covered segments go only while more than that many
+ * exist; SIZE_MAX keeps them all. Either way recovery starts after the snapshot. */
+static void wal_keep_segments_retains_covered_segments(void **state)
+{
+	struct fixture *f = *state;
+	struct keel_wal_options opt = {.segment_size = SMALL_SEGMENT, .keep_segments = 4};
+	struct keel_wal *w = NULL;
+	struct keel_err err = {0};
+	assert_int_equal(keel_wal_open(f->dir, &opt, &w, NULL, &err), 0);
+	append_range(w, 1, 3000, 1);
+	char names[64][64];
+	size_t before = list_segments(f->dir, names, 64);
+	assert_true(before > 6);
+	assert_int_equal(keel_wal_snapshot(w, 2990, 1, &err), 0);
+	assert_int_equal(list_segments(f->dir, names, 64), 4);
+	keel_wal_close(w);
+
+	/* All kept: none goes, and replay of the old ones still starts after the snapshot. */
+	opt.keep_segments = SIZE_MAX;
+	struct keel_wal_recovered rec;
+	assert_int_equal(keel_wal_open(f->dir, &opt, &w, &rec, &err), 0);
+	keel_wal_recovered_free(&rec);
+	append_range(w, 3001, 6000, 1);
+	before = list_segments(f->dir, names, 64);
+	assert_int_equal(keel_wal_snapshot(w, 5990, 1, &err), 0);
+	assert_int_equal(list_segments(f->dir, names, 64), before);
+	keel_wal_close(w);
+	assert_int_equal(keel_wal_open(f->dir, &opt, &w, &rec, &err), 0);
+	assert_int_equal(rec.snap_index, 5990);
+	check_range(&rec, 5991, 6000, term_one);
+	keel_wal_recovered_free(&rec);
+	keel_wal_close(w);
+}
+
 static uint64_t term_after_overwrite_at_100(uint64_t i)
 {
 	return i >= 100 ? 2 : 1;
@@ -1115,6 +1149,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(wal_append_below_the_last_index_replaces_the_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(wal_append_rejects_entries_that_do_not_fit_the_log, setup, teardown),
 		cmocka_unit_test_setup_teardown(wal_rolls_over_to_new_segments_and_replays_them_in_order, setup, teardown),
+		cmocka_unit_test_setup_teardown(wal_keep_segments_retains_covered_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(wal_record_larger_than_a_segment_gets_a_segment_of_its_own, setup, teardown),
 		cmocka_unit_test_setup_teardown(wal_snapshot_deletes_covered_segments_and_recovery_starts_after_it, setup, teardown),
 		cmocka_unit_test_setup_teardown(wal_overwrite_below_the_oldest_kept_segment_replays_correctly, setup, teardown),
