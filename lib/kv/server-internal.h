@@ -101,6 +101,8 @@ void kv_conf_context_decode(const void *ctx, size_t len, uint64_t *req_id, const
 void kv_member_op_applied(struct keel_kv_server *s, uint64_t req_id);
 /* Answer requests past their deadline (all: every one, the server stops) with etcd's 500. */
 void kv_member_ops_expire(struct keel_kv_server *s, bool all);
+/* This member learned it was removed: requests that removed it succeeded. */
+void kv_member_ops_removed_self(struct keel_kv_server *s);
 bool kv_is_removed(const struct keel_kv_server *s, uint64_t id);
 void kv_removed_add(struct keel_kv_server *s, uint64_t id);
 void kv_removed_reload(struct keel_kv_server *s);

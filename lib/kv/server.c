@@ -491,6 +491,7 @@ void kv_removed_self(struct keel_kv_server *s, uint64_t delay_ms, const char *ho
 	s->removed_self = true;
 	s->removed_stop_ms = uv_now(s->loop) + delay_ms;
 	snprintf(s->removed_how, sizeof(s->removed_how), "%s", how);
+	kv_member_ops_removed_self(s);
 }
 
 static void on_fatal(void *ud, const struct keel_err *why)
@@ -501,7 +502,7 @@ static void on_fatal(void *ud, const struct keel_err *why)
 		char how[64];
 		snprintf(how, sizeof(how), "member %" PRIx64 " says so",
 			 (uint64_t)(says ? strtoull(says + strlen("(member "), NULL, 16) : 0));
-		kv_removed_self(s, 0, how);
+		kv_removed_self(s, 10 * (uint64_t)s->tick_ms, how);
 		return;
 	}
 	if (s->cfg.on_fatal)

@@ -22,6 +22,7 @@ struct member_op {
 	struct keel_kv_server *s;
 	struct keel_http_req *req; /* NULL once the client left */
 	uint64_t id;               /* the request id the change carries */
+	uint64_t removes;          /* DELETE: the member it removes */
 	uint64_t deadline_ms;
 	int status;                /* the answer once applied: 201 (with body) or 204 */
 	char *body;
@@ -100,7 +101,8 @@ static void op_free(struct member_op *op)
 }
 
 /* Hold req until the change with request id `id` is applied here. Takes body. */
-static int op_hold(struct keel_kv_server *s, struct keel_http_req *req, uint64_t id, int status, char *body)
+static int op_hold(struct keel_kv_server *s, struct keel_http_req *req, uint64_t id, int status, char *body,
+		   uint64_t removes)
 {
 	struct member_op *op = keel_calloc(1, sizeof(*op));
 	if (!op) {
@@ -108,7 +110,7 @@ static int op_hold(struct keel_kv_server *s, struct keel_http_req *req, uint64_t
 		return member_error(s, req, 500, INTERNAL_ERROR);
 	}
 	*op = (struct member_op){
-		.s = s, .req = req, .id = id, .status = status, .body = body,
+		.s = s, .req = req, .id = id, .status = status, .body = body, .removes = removes,
 		/* etcd's v2 request timeout: 5 s plus two election timeouts. */
 		.deadline_ms = uv_now(s->loop) + KV_REQUEST_TIMEOUT_MS + 2 * (uint64_t)s->election_ms,
 		.next = s->member_ops,
@@ -118,6 +120,18 @@ static int op_hold(struct keel_kv_server *s, struct keel_http_req *req, uint64_t
 	return KEEL_HTTP_HELD;
 }
 
+static void op_answer(struct keel_kv_server *s, struct member_op *op)
+{
+	if (op->req) {
+		kv_common_headers(s, op->req);
+		if (op->body)
+			keel_http_respond_json(op->req, op->status, op->body, strlen(op->body));
+		else
+			keel_http_respond(op->req, op->status, NULL, 0, NULL, 0);
+	}
+	op_free(op);
+}
+
 void kv_member_op_applied(struct keel_kv_server *s, uint64_t id)
 {
 	for (struct member_op **p = &s->member_ops; *p; p = &(*p)->next) {
@@ -125,15 +139,24 @@ void kv_member_op_applied(struct keel_kv_server *s, uint64_t id)
 		if (op->id != id)
 			continue;
 		*p = op->next;
-		if (op->req) {
-			kv_common_headers(s, op->req);
-			if (op->body)
-				keel_http_respond_json(op->req, op->status, op->body, strlen(op->body));
-			else
-				keel_http_respond(op->req, op->status, NULL, 0, NULL, 0);
-		}
-		op_free(op);
+		op_answer(s, op);
 		return;
+	}
+}
+
+void kv_member_ops_removed_self(struct keel_kv_server *s)
+{
+	struct member_op **p = &s->member_ops;
+	while (*p) {
+		struct member_op *op = *p;
+		if (op->removes != s->cfg.member_id) {
+			p = &op->next;
+			continue;
+		}
+		/* A member that removed itself through itself hears of it from its peers (it
+		 * is out of the configuration before the entry can reach it): done all the same. */
+		*p = op->next;
+		op_answer(s, op);
 	}
 }
 
@@ -175,7 +198,7 @@ static int propose_change(struct keel_kv_server *s, struct keel_http_req *req, e
 		keel_free(body);
 		return member_error(s, req, 500, INTERNAL_ERROR);
 	}
-	return op_hold(s, req, id, status, body);
+	return op_hold(s, req, id, status, body, type == KEEL_RAFT_REMOVE_NODE ? member : 0);
 }
 
 /* ---- the requests ---- */
@@ -332,7 +355,7 @@ int kv_handle_member(struct keel_http_req *req, void *ud)
 	} else {
 		uint64_t rid = kv_next_request_id(s);
 		r = kv_propose_member_urls(s, rid, id, attrs.data) < 0 ? member_error(s, req, 500, INTERNAL_ERROR)
-								      : op_hold(s, req, rid, 204, NULL);
+								      : op_hold(s, req, rid, 204, NULL, 0);
 	}
 	keel_buf_free(&attrs);
 	return r;

@@ -158,3 +158,19 @@ def test_member_removed_while_down_is_told_when_it_returns(daemons, build_dir, t
     assert REMOVED_LINE in log and re.search(r'how="member [0-9a-f]+ says so"', log), log
     status, _, body = http(members[1], "GET", "/v2/keys/k?quorum=true")
     assert status == 200 and json.loads(body)["node"]["value"] == "2"
+    # A follower removing itself through itself: out of the configuration before the entry
+    # can reach it, it hears of it from the leader; it answers, then stops.
+    leader = leader_of(members[:2])
+    quitter = next(m for m in members[:2] if m is not leader)
+    quitter_id = members_by_name(leader)[quitter.name]["id"]
+    status, _, body = http(quitter, "DELETE", f"/v2/members/{quitter_id}")
+    assert status == 204, body
+    assert wait_exit(quitter.proc) == 0
+    assert re.search(r'how="member [0-9a-f]+ says so"', quitter.proc.log_text())
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        status, _, _ = http(leader, "PUT", "/v2/keys/alone", "value=1")
+        if status in (200, 201):
+            break
+        time.sleep(0.1)
+    assert status in (200, 201)
