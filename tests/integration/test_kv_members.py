@@ -174,3 +174,18 @@ def test_member_removed_while_down_is_told_when_it_returns(daemons, build_dir, t
             break
         time.sleep(0.1)
     assert status in (200, 201)
+
+
+def test_member_change_without_a_quorum_gets_etcds_error(daemons, build_dir, tmp_path):
+    """No quorum: the change cannot commit (or no leader takes it); etcd answers 500
+    {"message":"Internal Server Error"}, at the latest after its request timeout."""
+    members = start_cluster(daemons, build_dir, tmp_path, n=3)
+    leader = leader_of(members)
+    for m in members:
+        if m is not leader:
+            m.proc.stop()
+    started = time.monotonic()
+    status, headers, body = http_json(leader, "POST", "/v2/members", {"peerURLs": ["http://127.0.0.1:9"]})
+    assert (status, json.loads(body)) == (500, {"message": "Internal Server Error"})
+    assert headers["Content-Type"] == "application/json" and "X-Etcd-Cluster-ID" in headers
+    assert time.monotonic() - started < 10  # 5 s + two election timeouts at most
