@@ -162,8 +162,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	if (peer_tls && (!f.peer_cert_file || !f.peer_key_file)) {
-		fprintf(stderr, "keel-kv: TLS key/cert (--peer-cert-file, --peer-key-file) must be provided for peer URL %s with HTTPS scheme\n",
-			f.listen_peer_urls[0]);
+		fprintf(stderr, "keel-kv: TLS key/cert (--peer-cert-file, --peer-key-file) must be provided "
+				"for peer URL %s with HTTPS scheme\n", f.listen_peer_urls[0]);
 		rc = 2;
 		goto out;
 	}
