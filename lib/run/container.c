@@ -531,19 +531,36 @@ int keel_container_start(const char *root, const char *id, struct keel_err *err)
 		r = keel_err_set(err, -EINVAL, "cannot start a container that has stopped");
 		goto out;
 	}
-	int fd = openat(dirfd, "exec.fifo", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	/* A read end of our own first: the init holds the fifo open (O_RDWR, close-on-exec) until
+	 * it execs, so once it has taken our byte, the hang-up on this end means the user's
+	 * process runs (or the init died): poststart hooks come after that, per runtime-spec. */
+	int rfd = openat(dirfd, "exec.fifo", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	int fd = rfd < 0 ? -1 : openat(dirfd, "exec.fifo", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0) {
 		r = keel_err_errno(err, -errno, "opening exec.fifo (is the container's init gone?)");
+		if (rfd >= 0)
+			close(rfd);
 		goto out;
 	}
 	ssize_t n = write(fd, "0", 1);
 	int e = errno;
 	close(fd);
 	if (n != 1) {
+		close(rfd);
 		r = keel_err_errno(err, -e, "writing exec.fifo");
 		goto out;
 	}
+	struct pollfd p = {.fd = rfd, .events = 0};
+	int pr;
+	do
+		pr = poll(&p, 1, 10000);
+	while (pr < 0 && errno == EINTR);
+	close(rfd);
 	unlinkat(dirfd, "exec.fifo", 0);
+	if (pr == 0) {
+		r = keel_err_set(err, -ETIMEDOUT, "the container did not start within 10 s");
+		goto out;
+	}
 	run_state_hooks(&st, "poststart", KEEL_HOOK_POSTSTART, "running");
 out:
 	keel_cstate_free(&st);
