@@ -11,7 +11,8 @@
 #include "run/spec.h"
 
 enum keel__msg_type {
-	KEEL__MSG_GO = 1,    /* parent -> init: id maps written, cgroups joined (value: init's pid) */
+	KEEL__MSG_GO = 1,    /* parent -> init: go on (first: id maps written, value: the init's
+			      * pid; second: in its cgroups; then after runtime hooks) */
 	KEEL__MSG_HOOKS,     /* init -> parent: namespaces made, run prestart/createRuntime now */
 	KEEL__MSG_READY,     /* init -> parent: all set up, waiting to be started */
 	KEEL__MSG_START,     /* parent -> init (run): exec now */

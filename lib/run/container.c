@@ -433,6 +433,12 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 	    ((r = write_idmap(pid, "gid_map", s->gid_map, s->n_gid_map, err)) < 0 ||
 	     (r = write_idmap(pid, "uid_map", s->uid_map, s->n_uid_map, err)) < 0))
 		goto fail;
+	/* Two GOs: the first lets the init build its rootfs while we move it into its cgroups,
+	 * the second says it is there. */
+	if (keel__msg_send(x->sync_fd, KEEL__MSG_GO, pid, NULL) < 0) {
+		r = keel_err_set(err, -KEEL_EBASE, "container init exited during setup");
+		goto fail;
+	}
 	if ((r = keel_cgroup_add(&x->cg, pid, err)) < 0)
 		goto fail;
 	if (s->process.has_oom_score_adj) {
@@ -441,8 +447,10 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 		if ((r = write_proc(pid, "oom_score_adj", buf, (size_t)n, err)) < 0)
 			goto fail;
 	}
-	if (keel__msg_send(x->sync_fd, KEEL__MSG_GO, pid, NULL) < 0) {
-		r = keel_err_set(err, -KEEL_EBASE, "container init exited during setup");
+	if (keel__msg_send(x->sync_fd, KEEL__MSG_GO, 0, NULL) < 0) {
+		r = await_ready(o->id, x, err); /* the init failed: say why */
+		if (r == 0)
+			r = keel_err_set(err, -KEEL_EBASE, "container init exited during setup");
 		goto fail;
 	}
 	if ((r = await_ready(o->id, x, err)) < 0)

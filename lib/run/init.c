@@ -283,6 +283,20 @@ static int run_container_hooks(struct keel__init *c, enum keel_hook_kind kind, c
 	return r;
 }
 
+/* The parent's second GO: we are in the container's cgroups. A cgroup namespace is made only
+ * now, so that its root is that cgroup. */
+static void wait_cgroup(struct keel__init *c)
+{
+	struct keel__msg m;
+	struct keel_err err;
+	if (keel__msg_recv(c->sync_fd, &m) < 0 || m.type != KEEL__MSG_GO)
+		_exit(1);
+	if (c->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
+		keel_err_errno(&err, -errno, "unshare(CLONE_NEWCGROUP)");
+		fail(c, &err);
+	}
+}
+
 KEEL_NORETURN void keel__init_main(struct keel__init *c)
 {
 	const struct keel_spec *s = c->spec;
@@ -303,11 +317,12 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 		fail(c, &err);
 	if (join_namespaces(c, &err) < 0)
 		fail(c, &err);
-	/* Made only now, so that its root is the container's cgroup the parent moved us into. */
-	if (c->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
-		keel_err_errno(&err, -errno, "unshare(CLONE_NEWCGROUP)");
-		fail(c, &err);
-	}
+	/* cgroup2 mounted in a cgroup namespace shows the namespace's root: be in the container's
+	 * cgroup and namespace before building the rootfs then. Otherwise build it while the
+	 * parent moves us into the cgroups (the first move waits for an RCU grace period). */
+	bool cgroup_early = c->new_cgroupns && c->cg->mode == KEEL_CGROUP_V2;
+	if (cgroup_early)
+		wait_cgroup(c);
 	if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
 		keel_err_errno(&err, -errno, "sethostname");
 		fail(c, &err);
@@ -318,6 +333,8 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 	}
 	if (keel__rootfs_prepare(c, &err) < 0)
 		fail(c, &err);
+	if (!cgroup_early)
+		wait_cgroup(c);
 	if (s->hooks[KEEL_HOOK_PRESTART].n || s->hooks[KEEL_HOOK_CREATE_RUNTIME].n) {
 		/* prestart and createRuntime run in the runtime's namespaces: the parent runs them
 		 * while we wait, namespaces made and mounts done, before pivot_root. */
