@@ -94,12 +94,14 @@ class Runtime:
         self.tmp = tmp
         self.created: list[str] = []
 
-    def __call__(self, *args, check=True, timeout=60, input=None, extra_global=()):
+    def __call__(self, *args, check=True, timeout=60, input=None, extra_global=(), pass_fds=(),
+                 preexec_fn=None):
         argv = [str(self.binary), "--root", str(self.root), *extra_global, *map(str, args)]
         # Files, not pipes: a created container keeps keel-run's stdio open after it exits.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL if input is None else None,
-                                  input=input, stdout=out, stderr=err, text=True, timeout=timeout)
+                                  input=input, stdout=out, stderr=err, text=True, timeout=timeout,
+                                  pass_fds=pass_fds, preexec_fn=preexec_fn)
             out.seek(0)
             err.seek(0)
             proc.stdout, proc.stderr = out.read(), err.read()

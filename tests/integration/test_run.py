@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import shutil
+import socket
 import tempfile
 import threading
 import time
@@ -373,3 +374,78 @@ def test_log_format_json(rt, tmp_path):
     assert p.returncode == 1
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error" and "does not exist" in entry["msg"]
+
+
+def test_console_socket_gets_the_pty(rt, tmp_path):
+    sock_path = str(tmp_path / "console.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(1)
+    got = {}
+
+    def accept():
+        conn, _ = server.accept()
+        with conn:
+            msg, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+            got["name"], got["fd"] = msg.decode(), fds[0]
+
+    t = threading.Thread(target=accept)
+    t.start()
+    b = rt.bundle("tty", ["sh", "-c", "tty; echo cols=$(stty size)"],
+                  process__terminal=True, process__consoleSize={"height": 30, "width": 100})
+    rt("run", "-d", "--console-socket", sock_path, "--bundle", b, "tty")
+    t.join(timeout=30)
+    server.close()
+    assert got["name"].startswith("/dev/pts/")
+    with os.fdopen(got["fd"], "rb", buffering=0) as master:
+        data = b""
+        while b"cols=" not in data or not data.endswith(b"\n"):
+            try:
+                chunk = master.read(1024)
+            except OSError:  # EIO: the other side closed
+                break
+            if not chunk:
+                break
+            data += chunk
+    text = data.decode().replace("\r", "")
+    assert "/dev/pts/0" in text and "cols=30 100" in text, text
+    deadline = time.monotonic() + 10
+    while rt.state("tty")["status"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    rt("delete", "tty")
+
+
+def test_time_namespace_devices_preserve_fds_no_pivot(rt, tmp_path):
+    ns = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "time")]
+    code, out, err = run_out(rt, "timens", "cut -d' ' -f1 /proc/uptime",
+                             linux__namespaces=ns,
+                             linux__timeOffsets={"boottime": {"secs": 864000, "nanosecs": 0}})
+    assert code == 0, err
+    assert float(out) >= 864000
+
+    code, out, err = run_out(rt, "devs", "ls -ln /dev/fuse",
+                             linux__devices=[{"path": "/dev/fuse", "type": "c", "major": 10,
+                                              "minor": 229, "fileMode": 0o600, "uid": 7, "gid": 8}])
+    assert code == 0, err
+    fields = out.split()
+    assert fields[0] == "crw-------" and fields[2:4] == ["7", "8"] and fields[4] == "10,", out
+
+    r, w = os.pipe()
+    try:
+        b = rt.bundle("fds", ["sh", "-c", "echo via-fd3 >&3; ls /proc/self/fd | wc -l"])
+        # keel-run gets the pipe as its fd 3 (set up in the child only: pytest owns our 3).
+        p = rt("run", "--preserve-fds", "1", "--bundle", b, "fds", pass_fds=(3, w),
+               preexec_fn=lambda: os.dup2(w, 3))
+        os.close(w)
+        w = -1
+        assert os.read(r, 100) == b"via-fd3\n"
+        assert p.stdout.strip() == "5"  # 0, 1, 2, 3 and ls's own directory fd
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+    b = rt.bundle("nopivot", ["sh", "-c", "ls /; cat /proc/self/mountinfo | wc -l"])
+    p = rt("run", "--no-pivot", "--bundle", b, "nopivot")
+    assert "busybox" not in p.stdout and "bin" in p.stdout
