@@ -403,6 +403,7 @@ int keel_cgroup_create(struct keel_cgroup *cg, const struct keel_spec *spec, con
 		       struct keel_err *err)
 {
 	memset(cg, 0, sizeof(*cg));
+	cg->v2_fd = -1;
 	cg->mode = keel_cgroup_detect();
 	cg->mnt_root = CG_ROOT;
 	const char *rel = spec->cgroups_path;
@@ -433,6 +434,11 @@ int keel_cgroup_create(struct keel_cgroup *cg, const struct keel_spec *spec, con
 	}
 	if (r == 0 && cg->n == 0)
 		r = keel_err_set(err, -ENOTSUP, "no cgroup hierarchy is mounted under " CG_ROOT);
+	if (r == 0 && cg->mode != KEEL_CGROUP_V1) {
+		const struct keel_cgroup_dir *d = find_dir(cg, cg->mode == KEEL_CGROUP_V2 ? "" : "unified");
+		if (d && (cg->v2_fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+			r = keel_err_errno(err, -errno, "opening %s", d->path);
+	}
 	if (r == 0 && spec->resources.any) {
 		const struct cgroup_ops *ops = cg->mode == KEEL_CGROUP_V2 ? &v2_ops : &v1_ops;
 		r = ops->resources(cg, &spec->resources, err);
@@ -447,12 +453,18 @@ int keel_cgroup_create(struct keel_cgroup *cg, const struct keel_spec *spec, con
 	return r;
 }
 
-int keel_cgroup_add(const struct keel_cgroup *cg, pid_t pid, struct keel_err *err)
+int keel_cgroup_v2_fd(const struct keel_cgroup *cg)
 {
-	char buf[24];
-	snprintf(buf, sizeof(buf), "%d", (int)pid);
+	return cg->v2_fd;
+}
+
+int keel_cgroup_enter_self(const struct keel_cgroup *cg, bool in_v2, struct keel_err *err)
+{
 	for (unsigned i = 0; i < cg->n; i++) {
-		int r = write_file(cg->dirs[i].path, "cgroup.procs", buf, err);
+		bool v2 = cg->mode == KEEL_CGROUP_V2 || strcmp(cg->dirs[i].name, "unified") == 0;
+		if (v2 && in_v2)
+			continue;
+		int r = write_file(cg->dirs[i].path, v2 ? "cgroup.procs" : "tasks", "0", err);
 		if (r < 0)
 			return r;
 	}
@@ -493,6 +505,9 @@ int keel_cgroup_dirs(const struct keel_cgroup *cg, char ***ret)
 
 void keel_cgroup_free(struct keel_cgroup *cg)
 {
+	if (cg->v2_fd >= 0)
+		close(cg->v2_fd);
+	cg->v2_fd = -1;
 	for (unsigned i = 0; i < cg->n; i++)
 		keel_free(cg->dirs[i].path);
 	cg->n = 0;

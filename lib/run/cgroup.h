@@ -17,6 +17,7 @@ struct keel_cgroup {
 	enum keel_cgroup_mode mode;
 	const char *mnt_root;  /* "/sys/fs/cgroup" unless a test points elsewhere */
 	unsigned n;            /* hierarchies joined */
+	int v2_fd;             /* unified directory for CLONE_INTO_CGROUP, -1 if none */
 	struct keel_cgroup_dir {
 		char name[16];  /* "memory", "unified", ... ("" for pure v2) */
 		char *path;     /* absolute directory of the container's cgroup */
@@ -32,8 +33,13 @@ enum keel_cgroup_mode keel_cgroup_detect(void);
  * directories, then writes the resources; on failure removes what it made. */
 int keel_cgroup_create(struct keel_cgroup *cg, const struct keel_spec *spec, const char *id,
 		       struct keel_err *err);
-/* Move pid into every hierarchy. */
-int keel_cgroup_add(const struct keel_cgroup *cg, pid_t pid, struct keel_err *err);
+/* The unified (v2) directory opened for clone3's CLONE_INTO_CGROUP, or -1 on pure v1. */
+int keel_cgroup_v2_fd(const struct keel_cgroup *cg);
+/* Called by the container's init (single-threaded) to move itself into every hierarchy; the
+ * v2 one too unless clone3 already put it there (in_v2). On v1 it writes "0" to `tasks`:
+ * moving the caller's only thread skips the kernel's global threadgroup lock, whose write side
+ * waits for an RCU grace period (~5-15 ms here) on every cgroup.procs write. */
+int keel_cgroup_enter_self(const struct keel_cgroup *cg, bool in_v2, struct keel_err *err);
 /* The cgroup.procs file to list the container's processes from (into out, 4096 bytes). */
 void keel_cgroup_procs_path(const struct keel_cgroup *cg, char *out, size_t size);
 /* Directories to remove on delete, leaf first then the parents this container created. */

@@ -12,7 +12,7 @@
 
 enum keel__msg_type {
 	KEEL__MSG_GO = 1,    /* parent -> init: go on (first: id maps written, value: the init's
-			      * pid; second: in its cgroups; then after runtime hooks) */
+			      * pid; later: runtime hooks done) */
 	KEEL__MSG_HOOKS,     /* init -> parent: namespaces made, run prestart/createRuntime now */
 	KEEL__MSG_READY,     /* init -> parent: all set up, waiting to be started */
 	KEEL__MSG_START,     /* parent -> init (run): exec now */
@@ -34,7 +34,8 @@ struct keel__init {
 	int console_fd;              /* connected --console-socket, or -1 */
 	int ns_fd[KEEL_NS_KINDS];    /* namespaces the init joins with setns, or -1 */
 	int unshare_flags;           /* namespaces the init makes after joining a user namespace */
-	bool new_cgroupns;           /* unshared after the parent moved the init into its cgroup */
+	bool new_cgroupns;           /* unshared after the init moved into its cgroups */
+	bool in_v2_cgroup;           /* clone3 put the init into the v2 cgroup already */
 	unsigned preserve_fds;
 	bool run_mode, no_pivot;
 	pid_t host_pid;              /* from KEEL__MSG_GO, for hooks' state */

@@ -21,6 +21,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <linux/sched.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -412,10 +413,28 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 	};
 	memcpy(ic.ns_fd, ns_fd, sizeof(ns_fd));
 	/* A fork-like clone: the init continues from here in a copy of this process, with the
-	 * parsed spec at hand, so there is no re-exec and nothing to pass over a pipe. */
-	pid_t pid = (pid_t)syscall(SYS_clone, clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
-	if (pid == 0)
-		keel__init_main(&ic);
+	 * parsed spec at hand, so there is no re-exec and nothing to pass over a pipe. clone3
+	 * also places it in the v2 cgroup (CLONE_INTO_CGROUP takes no global lock); plain clone
+	 * is the fallback for kernels without it. */
+	pid_t pid = -1;
+	int v2_fd = keel_cgroup_v2_fd(&x->cg);
+	if (v2_fd >= 0) {
+		struct clone_args ca = {
+			.flags = clone_flags | CLONE_INTO_CGROUP,
+			.exit_signal = SIGCHLD,
+			.cgroup = (uint64_t)v2_fd,
+		};
+		ic.in_v2_cgroup = true;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid == 0)
+			keel__init_main(&ic);
+		ic.in_v2_cgroup = false;
+	}
+	if (pid < 0 && (v2_fd < 0 || errno == ENOSYS || errno == E2BIG || errno == EINVAL)) {
+		pid = (pid_t)syscall(SYS_clone, clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
+		if (pid == 0)
+			keel__init_main(&ic);
+	}
 	int clone_errno = errno;
 	if (own_pid_fd >= 0 && setns(own_pid_fd, CLONE_NEWPID) < 0)
 		keel_assert(!"cannot return to our own pid namespace");
@@ -433,24 +452,9 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 	    ((r = write_idmap(pid, "gid_map", s->gid_map, s->n_gid_map, err)) < 0 ||
 	     (r = write_idmap(pid, "uid_map", s->uid_map, s->n_uid_map, err)) < 0))
 		goto fail;
-	/* Two GOs: the first lets the init build its rootfs while we move it into its cgroups,
-	 * the second says it is there. */
+	/* The init moves itself into its cgroups (see keel_cgroup_enter_self). */
 	if (keel__msg_send(x->sync_fd, KEEL__MSG_GO, pid, NULL) < 0) {
 		r = keel_err_set(err, -KEEL_EBASE, "container init exited during setup");
-		goto fail;
-	}
-	if ((r = keel_cgroup_add(&x->cg, pid, err)) < 0)
-		goto fail;
-	if (s->process.has_oom_score_adj) {
-		char buf[16];
-		int n = snprintf(buf, sizeof(buf), "%d", s->process.oom_score_adj);
-		if ((r = write_proc(pid, "oom_score_adj", buf, (size_t)n, err)) < 0)
-			goto fail;
-	}
-	if (keel__msg_send(x->sync_fd, KEEL__MSG_GO, 0, NULL) < 0) {
-		r = await_ready(o->id, x, err); /* the init failed: say why */
-		if (r == 0)
-			r = keel_err_set(err, -KEEL_EBASE, "container init exited during setup");
 		goto fail;
 	}
 	if ((r = await_ready(o->id, x, err)) < 0)

@@ -283,20 +283,6 @@ static int run_container_hooks(struct keel__init *c, enum keel_hook_kind kind, c
 	return r;
 }
 
-/* The parent's second GO: we are in the container's cgroups. A cgroup namespace is made only
- * now, so that its root is that cgroup. */
-static void wait_cgroup(struct keel__init *c)
-{
-	struct keel__msg m;
-	struct keel_err err;
-	if (keel__msg_recv(c->sync_fd, &m) < 0 || m.type != KEEL__MSG_GO)
-		_exit(1);
-	if (c->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
-		keel_err_errno(&err, -errno, "unshare(CLONE_NEWCGROUP)");
-		fail(c, &err);
-	}
-}
-
 KEEL_NORETURN void keel__init_main(struct keel__init *c)
 {
 	const struct keel_spec *s = c->spec;
@@ -313,16 +299,29 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 		_exit(1); /* the parent failed: it reports and cleans up */
 	c->host_pid = m.value;
 
+	/* Into the cgroups first, while our uid is still the host's root (before a new user
+	 * namespace maps it away), and before anything is charged. */
+	if (keel_cgroup_enter_self(c->cg, c->in_v2_cgroup, &err) < 0)
+		fail(c, &err);
+	if (s->process.has_oom_score_adj) {
+		char buf[16];
+		int n = snprintf(buf, sizeof(buf), "%d", s->process.oom_score_adj);
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, buf, (size_t)n) != n) {
+			keel_err_errno(&err, -errno, "setting process.oomScoreAdj to %s", buf);
+			fail(c, &err);
+		}
+		close(fd);
+	}
 	if ((s->ns_new & (1u << KEEL_NS_USER)) && set_user_ns_root(&err) < 0)
 		fail(c, &err);
 	if (join_namespaces(c, &err) < 0)
 		fail(c, &err);
-	/* cgroup2 mounted in a cgroup namespace shows the namespace's root: be in the container's
-	 * cgroup and namespace before building the rootfs then. Otherwise build it while the
-	 * parent moves us into the cgroups (the first move waits for an RCU grace period). */
-	bool cgroup_early = c->new_cgroupns && c->cg->mode == KEEL_CGROUP_V2;
-	if (cgroup_early)
-		wait_cgroup(c);
+	/* Made only now, so that its root is the container's cgroup. */
+	if (c->new_cgroupns && unshare(CLONE_NEWCGROUP) < 0) {
+		keel_err_errno(&err, -errno, "unshare(CLONE_NEWCGROUP)");
+		fail(c, &err);
+	}
 	if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
 		keel_err_errno(&err, -errno, "sethostname");
 		fail(c, &err);
@@ -333,8 +332,6 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 	}
 	if (keel__rootfs_prepare(c, &err) < 0)
 		fail(c, &err);
-	if (!cgroup_early)
-		wait_cgroup(c);
 	if (s->hooks[KEEL_HOOK_PRESTART].n || s->hooks[KEEL_HOOK_CREATE_RUNTIME].n) {
 		/* prestart and createRuntime run in the runtime's namespaces: the parent runs them
 		 * while we wait, namespaces made and mounts done, before pivot_root. */
