@@ -455,9 +455,11 @@ static int parse_mount(struct keel_spec_mount *m, const json_t *o, const char *w
 	    (r = get_cstr(o, where, "source", false, &m->source, err)) < 0 ||
 	    (r = keel__spec_strv(o, where, "options", &opts, err)) < 0)
 		return r;
-	if (m->destination[0] != '/')
-		return keel_err_set(err, -KEEL_EPARSE, "%s.destination must be an absolute path, not \"%s\"",
-				    where, m->destination);
+	if (m->destination[0] != '/') {
+		r = keel_err_set(err, -KEEL_EPARSE, "%s.destination must be an absolute path, not \"%s\"",
+				 where, m->destination);
+		goto out;
+	}
 	if (m->type && !*m->type)
 		m->type = NULL;
 	if (m->type && strcmp(m->type, "bind") == 0) {
