@@ -388,10 +388,16 @@ int main(int argc, char **argv)
 		fputs(usage, stdout);
 		return 0;
 	}
-	if (r < 0)
+	if (r < 0) {
 		keel_err_set(&err, r, "%s", errbuf);
-	else
+	} else {
+		keel_log(KEEL_LOG_DEBUG, "command", KEEL_LF_STR("cmd", cmd),
+			 KEEL_LF_STR("id", a.n_pos ? a.pos[0] : ""), KEEL_LF_STR("root", a.root),
+			 KEEL_LF_STR("bundle", a.bundle ? a.bundle : "."));
 		r = dispatch(cmd, &a, &exit_status, &err);
+		keel_log(KEEL_LOG_DEBUG, "done", KEEL_LF_STR("cmd", cmd), KEEL_LF_INT("result", r),
+			 KEEL_LF_INT("status", exit_status));
+	}
 	if (r < 0) {
 		const char *msg = keel_err_msg(&err);
 		keel_log(KEEL_LOG_ERROR, msg);
