@@ -467,6 +467,7 @@ static void on_timer(uv_timer_t *t)
 	struct keel_kv_server *s = t->data;
 	expire_waits(s, false);
 	kv_expire_watches(s, false);
+	kv_expire_qreads(s);
 	uint64_t leader = keel_node_leader(s->node);
 	if (leader != s->last_leader) {
 		if (leader)
