@@ -86,6 +86,9 @@ class KeepAlive:
         assert not resp.will_close, "the kept connection was closed"
         return resp.status
 
+    def close(self):
+        self.conn.close()
+
     def get(self, key):
         self.conn.request("GET", f"/v2/keys{key}?quorum=true")
         resp = self.conn.getresponse()
@@ -176,6 +179,8 @@ def test_connection_flood_leaves_the_member_serving_and_leaks_nothing(
     finally:
         for s in flood:
             s.close()
+        kept.close()
+    kept = KeepAlive(leader.client_port)  # a new one: the flood is over
 
     # Every descriptor the flood cost comes back.
     deadline = time.monotonic() + 20
@@ -186,4 +191,5 @@ def test_connection_flood_leaves_the_member_serving_and_leaks_nothing(
     status, _, body = cluster.call(leader, "GET", "/v2/keys/flood/k4?quorum=true")
     assert status == 200 and body["node"]["value"] == "v119"
     assert kept.put("/flood/kept", "after") in (200, 201)
+    kept.close()
     cluster.wait_settled()
