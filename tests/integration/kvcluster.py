@@ -10,7 +10,6 @@ import json
 import random
 import re
 import signal
-import socket
 import threading
 import time
 import urllib.parse
@@ -207,7 +206,7 @@ class Workload:
         self.read_query = "?quorum=true" if quorum else ""  # False: local reads, may be stale
         self.stop_event = threading.Event()
         self.index_of = {}        # op id -> modifiedIndex reported to the client
-        self.cas_by_index = {}    # op id -> (prevIndex sent, actual index from the cause or None)
+        self.cas_by_index = {}    # failed prevIndex CAS: op id -> the index the cause names
         self.unexpected = []      # answers the workload does not know how to read
         self.errors = []          # exceptions in client threads
         self.threads = []
