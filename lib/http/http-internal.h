@@ -41,6 +41,7 @@ struct keel__http_listener {
 	int fd;           /* until uv_tcp_open owns it */
 	int port;
 	bool opened; /* tcp initialised (needs uv_close) */
+	bool paused; /* a connection was left unaccepted: libuv watches no more until we accept */
 };
 
 struct keel__http_route {
@@ -76,6 +77,7 @@ struct keel_http_server {
 	size_t n_listeners_open;
 
 	size_t max_entity;
+	size_t max_conns; /* 0: no limit */
 	bool keepalive;
 	bool closing;
 	bool finishing;

@@ -121,6 +121,10 @@ struct keel_http_config {
 	uint64_t idle_timeout_ms;      /* 0: KEEL_HTTP_DEFAULT_IDLE_TIMEOUT_MS */
 	uint64_t handshake_timeout_ms; /* 0: KEEL_HTTP_DEFAULT_HANDSHAKE_TIMEOUT_MS */
 	bool disable_keepalive;        /* close every connection after one response */
+	/* At most this many connections at once (each costs a descriptor). At the limit the
+	 * listeners stop accepting: new connections wait in the kernel's backlog until one
+	 * closes, as with etcd's LimitListener. 0: no limit. */
+	size_t max_connections;
 	/* Failures after startup that cost a connection (accept errors, out of memory). Optional. */
 	void (*on_error)(void *ud, int code, const char *msg);
 	void *ud;

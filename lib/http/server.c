@@ -55,6 +55,7 @@ struct keel__http_linger {
 };
 
 static void maybe_finish(struct keel_http_server *srv);
+static void resume_accepting(struct keel_http_server *srv);
 
 void keel__http_report(struct keel_http_server *srv, int code, const char *fmt, ...)
 {
@@ -98,6 +99,7 @@ static void linger_handle_closed(uv_handle_t *h)
 		lg->next->prev = lg->prev;
 	srv->n_lingers--;
 	keel_free(lg);
+	resume_accepting(srv);
 	maybe_finish(srv);
 }
 
@@ -218,7 +220,14 @@ static void on_conn_closed(uv_handle_t *h)
 	}
 	c->magic = 0;
 	keel_free(c);
+	resume_accepting(srv);
 	maybe_finish(srv);
+}
+
+static bool at_connection_limit(const struct keel_http_server *srv)
+{
+	/* A lingering close holds a descriptor too. */
+	return srv->max_conns && srv->n_conns + srv->n_lingers >= srv->max_conns;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -229,11 +238,20 @@ static void on_connection(uv_stream_t *server, int status)
 		keel__http_report(srv, status, "http: accept on port %d: %s", l->port, uv_strerror(status));
 		return;
 	}
+	/* Returning without uv_accept leaves the connection with libuv, which stops watching the
+	 * listener until uv_accept is called: resume_accepting does that once a connection ends.
+	 * So a flood of connections waits in the kernel's backlog instead of using up the
+	 * process's descriptors, which the WAL, snapshots and peers need. */
+	if (at_connection_limit(srv)) {
+		l->paused = true;
+		return;
+	}
 	struct keel__http_conn *c = keel_calloc(1, sizeof(*c));
 	if (!c) {
-		/* Without memory for a handle the connection stays in the backlog, and libuv pauses
-		 * this listener until something is accepted: all we can do (as the transport). */
+		/* Without memory for a handle the connection stays with libuv, paused like above;
+		 * the next connection to end retries (as the transport does). */
 		keel__http_report(srv, -ENOMEM, "http: out of memory accepting a connection");
+		l->paused = true;
 		return;
 	}
 	c->magic = KEEL__HTTP_CONN_MAGIC;
@@ -272,6 +290,18 @@ static void on_connection(uv_stream_t *server, int status)
 	sock->on_close.data = c;
 	c->sock = sock;
 	h2o_accept(&l->accept_ctx, sock);
+}
+
+/* A connection ended: accept what paused listeners left waiting, while under the limit. */
+static void resume_accepting(struct keel_http_server *srv)
+{
+	for (size_t i = 0; i < srv->n_listeners && !srv->closing; i++) {
+		struct keel__http_listener *l = &srv->listeners[i];
+		if (!l->paused || at_connection_limit(srv))
+			continue;
+		l->paused = false;
+		on_connection((uv_stream_t *)&l->tcp, 0); /* may pause it again */
+	}
 }
 
 /* ---- TLS ------------------------------------------------------------------------------------ */
@@ -528,6 +558,7 @@ int keel_http_server_new(uv_loop_t *loop, const struct keel_http_config *cfg,
 		return keel_err_set(err, -ENOMEM, "http: out of memory");
 	srv->loop = loop;
 	srv->keepalive = !cfg->disable_keepalive;
+	srv->max_conns = cfg->max_connections;
 	srv->on_error = cfg->on_error;
 	srv->ud = cfg->ud;
 	int r = copy_routes(srv, cfg, err);

@@ -34,6 +34,8 @@ struct kv_watch {
 	bool stream;
 };
 
+struct kv_qread;
+
 struct keel_kv_server {
 	uv_loop_t *loop;
 	struct keel_kv_server_config cfg;
@@ -50,6 +52,7 @@ struct keel_kv_server {
 	uint64_t publish_retry_ms, version_retry_ms; /* no second proposal before these */
 	bool stopping;
 	struct kv_watch *watches;         /* held watches */
+	struct kv_qread *qreads;          /* quorum reads waiting for their barrier */
 	uint64_t leader_changes;          /* for /metrics */
 	uint64_t last_leader;
 	void (*stop_cb)(void *);
@@ -88,6 +91,7 @@ bool kv_peer_url_taken(struct keel_kv_server *s, const char *url, uint64_t excep
 /* server_keys.c */
 int kv_handle_keys(struct keel_http_req *req, void *ud);
 void kv_expire_watches(struct keel_kv_server *s, bool all);
+void kv_expire_qreads(struct keel_kv_server *s);
 
 /* server_members.c */
 struct keel_buf;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <openssl/evp.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include "base/buf.h"
 #include "base/clock.h"
@@ -20,6 +21,22 @@
 #define SYNC_INTERVAL_MS 500       /* etcd's leader proposes SYNC this often */
 #define CLUSTER_VERSION "3.4.0"
 #define SERVER_VERSION "3.4.23"
+/* Descriptors kept back from client connections for the WAL, snapshots, peer connections and
+ * listeners: etcd's reservedInternalFDNum, with the same use (embed limits each client
+ * listener to RLIMIT_NOFILE minus this). */
+#define RESERVED_FDS 150
+
+/* Client connections beyond this wait in the listen backlog, so that a flood of them cannot
+ * take the descriptors the WAL, snapshots and peers need (which fail silently or fatally). */
+static size_t client_conn_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return 0;
+	if (rl.rlim_cur > 2 * RESERVED_FDS)
+		return (size_t)(rl.rlim_cur - RESERVED_FDS);
+	return (size_t)(rl.rlim_cur / 2); /* etcd refuses to start here; we keep half back */
+}
 
 /* ---- etcd's ids ---- */
 
@@ -532,6 +549,7 @@ static void on_timer(uv_timer_t *t)
 	expire_waits(s, false);
 	kv_expire_watches(s, false);
 	kv_member_ops_expire(s, false);
+	kv_expire_qreads(s);
 	uint64_t leader = keel_node_leader(s->node);
 	if (leader != s->last_leader) {
 		if (leader)
@@ -1097,6 +1115,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	struct keel_http_config hc = {
 		.listen = listens, .n_listen = nl, .routes = routes, .n_routes = KEEL_ARRAY_SIZE(routes),
 		.max_request_entity_size = cfg->max_request_bytes,
+		.max_connections = client_conn_limit(),
 	};
 	r = keel_http_server_new(loop, &hc, &s->http, err);
 	if (r < 0) {

@@ -261,9 +261,11 @@ static int start_watch(struct keel_kv_server *s, struct keel_http_req *req, stru
 
 /* ---- quorum reads: a ReadIndex barrier, then the local store ---- */
 
-struct qread {
+struct kv_qread {
 	struct keel_kv_server *s;
-	struct keel_http_req *req; /* NULL if the client left */
+	struct keel_http_req *req; /* NULL once the client left or the read timed out */
+	struct kv_qread *prev, *next; /* on s->qreads until the barrier completes */
+	uint64_t deadline_ms;
 	struct keys_req k;
 	bool head;
 };
@@ -293,14 +295,20 @@ static void local_get(struct keel_kv_server *s, struct keel_http_req *req, struc
 static void qread_closed(struct keel_http_req *req, void *ud)
 {
 	(void)req;
-	struct qread *q = ud;
+	struct kv_qread *q = ud;
 	q->req = NULL;
 }
 
 static void qread_done(void *ud, int status, uint64_t index)
 {
 	(void)index;
-	struct qread *q = ud;
+	struct kv_qread *q = ud;
+	if (q->prev)
+		q->prev->next = q->next;
+	else
+		q->s->qreads = q->next;
+	if (q->next)
+		q->next->prev = q->prev;
 	if (q->req) {
 		if (status == 0)
 			local_get(q->s, q->req, &q->k, q->head);
@@ -312,6 +320,22 @@ static void qread_done(void *ud, int status, uint64_t index)
 	}
 	keys_req_free(&q->k);
 	keel_free(q);
+}
+
+/* A barrier can wait forever: a ReadIndex request forwarded to a leader that a partition cut
+ * off is never answered while the term stays the same. etcd gives up on a v2 quorum read after
+ * its request timeout, with the same answer as for a write. The barrier itself still owns the
+ * qread and frees it whenever it completes (at the latest when the node stops). */
+void kv_expire_qreads(struct keel_kv_server *s)
+{
+	uint64_t now = uv_now(s->loop);
+	for (struct kv_qread *q = s->qreads; q; q = q->next) {
+		if (q->req && now >= q->deadline_ms) {
+			kv_respond_code(s, q->req, KEEL_KV_ECODE_RAFT_INTERNAL, "etcdserver: request timed out",
+					0, q->head);
+			q->req = NULL;
+		}
+	}
 }
 
 /* ---- the handler ---- */
@@ -342,15 +366,22 @@ int kv_handle_keys(struct keel_http_req *req, void *ud)
 				r = KEEL_HTTP_DONE;
 			}
 		} else if (k.quorum) {
-			struct qread *q = keel_calloc(1, sizeof(*q));
+			struct kv_qread *q = keel_calloc(1, sizeof(*q));
 			if (!q) {
 				keel_http_error(req, 500, "out of memory");
 			} else {
-				*q = (struct qread){.s = s, .req = req, .k = k, .head = head};
+				*q = (struct kv_qread){.s = s, .req = req, .k = k, .head = head};
 				k.path = NULL; /* moved */
 				int br = keel_http_hold(req, qread_closed, q);
 				if (br == 0)
 					br = keel_node_read_barrier(s->node, qread_done, q);
+				if (br == 0) {
+					q->deadline_ms = uv_now(s->loop) + KV_REQUEST_TIMEOUT_MS;
+					q->next = s->qreads;
+					if (s->qreads)
+						s->qreads->prev = q;
+					s->qreads = q;
+				}
 				if (br < 0) {
 					kv_respond_code(s, req, KEEL_KV_ECODE_RAFT_INTERNAL,
 							br == -KEEL_ENOT_LEADER ? "etcdserver: no leader"

@@ -209,6 +209,9 @@ static void become_pre_candidate(struct keel_raft *r)
 	r->role = KEEL_RAFT_PRE_CANDIDATE;
 	r->leader = 0;
 	drop_reads(r);
+	/* Reads forwarded to the leader we lost may never be answered, and the term that would
+	 * drop them stays the same while we cannot win (a partitioned follower). */
+	drop_forwarded_reads(r);
 	for (unsigned i = 0; i < KEEL_RAFT_MAX_NODES; i++)
 		r->prs[i].vote_responded = r->prs[i].vote_granted = false;
 }

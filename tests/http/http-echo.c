@@ -1,7 +1,7 @@
 /* http-echo: a small server on lib/http for tests/integration/test_http_glue.py.
  *
  *   http-echo --listen URL[,cert=FILE,key=FILE,ca=FILE] [--listen ...] [--max-body N]
- *             [--no-keepalive] [--idle-ms N]
+ *             [--no-keepalive] [--idle-ms N] [--max-conns N]
  *
  * Routes:
  *   /echo, /echo/...           any method: the request as JSON (method, paths, query, form, ...)
@@ -399,11 +399,13 @@ int main(int argc, char **argv)
 			cfg.max_request_entity_size = strtoul(argv[++i], NULL, 10);
 		} else if (!strcmp(argv[i], "--idle-ms") && i + 1 < argc) {
 			cfg.idle_timeout_ms = strtoul(argv[++i], NULL, 10);
+		} else if (!strcmp(argv[i], "--max-conns") && i + 1 < argc) {
+			cfg.max_connections = strtoul(argv[++i], NULL, 10);
 		} else if (!strcmp(argv[i], "--no-keepalive")) {
 			cfg.disable_keepalive = true;
 		} else {
 			fprintf(stderr, "usage: %s --listen URL[,cert=F,key=F,ca=F] ... [--max-body N] "
-					"[--idle-ms N] [--no-keepalive]\n", argv[0]);
+					"[--idle-ms N] [--max-conns N] [--no-keepalive]\n", argv[0]);
 			return 2;
 		}
 	}

@@ -399,6 +399,65 @@ def test_idle_connection_is_closed_after_timeout(daemons, build_dir):
     e.stop_clean()
 
 
+def test_silent_half_request_is_closed_after_the_idle_timeout(daemons, build_dir):
+    # etcd's client server (Go's http.Server without ReadTimeout) would wait forever here.
+    e = Echo(daemons, build_dir, extra=["--idle-ms", "300"])
+    head = raw(e.port)
+    head.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nContent-Le")
+    body = raw(e.port)
+    body.sendall(b"PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+    for s in (head, body):
+        assert read_until_closed(s, timeout=5) == b""
+        close(s)
+    e.stop_clean()
+
+
+def test_connection_limit_defers_accepting_until_one_closes(daemons, build_dir):
+    e = Echo(daemons, build_dir, extra=["--max-conns", "3"])
+    held = []
+    for _ in range(3):
+        s = raw(e.port)
+        s.sendall(b"GET /only-get HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s).status == 200
+        held.append(s)
+    late = raw(e.port)  # the kernel completes the handshake; the server does not accept
+    late.sendall(b"GET /only-get HTTP/1.1\r\nHost: x\r\n\r\n")
+    late.settimeout(0.5)
+    with pytest.raises(socket.timeout):
+        late.recv(1)
+    close(held.pop())
+    late.settimeout(5)
+    assert read_response(late).status == 200
+    for s in held + [late]:  # the connections in use are served as before
+        s.sendall(b"GET /only-get HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert read_response(s).status == 200
+        close(s)
+    e.stop_clean()
+
+
+def test_connection_limit_recovers_from_silent_half_requests(daemons, build_dir):
+    e = Echo(daemons, build_dir, extra=["--max-conns", "2", "--idle-ms", "300"])
+    silent = [raw(e.port) for _ in range(2)]
+    for s in silent:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nContent-Le")
+    waiting = raw(e.port)
+    waiting.sendall(b"GET /only-get HTTP/1.1\r\nHost: x\r\n\r\n")
+    # Answered once the idle timeout has closed the half-requests that held the slots.
+    assert read_response(waiting).status == 200
+    for s in silent:
+        assert read_until_closed(s, timeout=5) == b""
+        close(s)
+    close(waiting)
+    # Stopping with a connection left unaccepted at the limit releases it too (ASan: no leak).
+    more = [raw(e.port) for _ in range(3)]
+    for s in more:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nContent-Le")
+    e.stop_clean()
+    for s in more:
+        read_until_closed(s, timeout=5)
+        close(s)
+
+
 def test_garbage_closes_the_connection_server_survives(echo):
     s = raw(echo.port)
     s.sendall(b"GARBAGE\r\n\r\n")

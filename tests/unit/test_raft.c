@@ -472,6 +472,31 @@ static void raft_follower_forwards_conf_changes_and_leader_checks_them(void **st
 	keel_raft_free(l);
 }
 
+static void raft_follower_that_loses_its_leader_drops_forwarded_reads(void **state)
+{
+	struct keel_raft *f = node_new(2, 3, true, true);
+	struct out o;
+	drain(f, &o);
+	step_ok(f, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_HEARTBEAT, .from = 1, .term = 2});
+	drain(f, &o);
+	assert_int_equal(keel_raft_read_index(f, 7), 0);
+	drain(f, &o);
+	assert_non_null(find_msg(&o, KEEL_RAFT_MSG_READ_INDEX, 1));
+	assert_int_equal(o.n_reads, 0);
+	/* The leader falls silent (a partition, and the request with it). Pre-vote keeps the
+	 * term, so only losing the leader can tell the driver that no answer will come. */
+	uint64_t term = keel_raft_term(f);
+	for (int i = 0; i < 1000 && keel_raft_role(f) == KEEL_RAFT_FOLLOWER; i++)
+		keel_raft_tick(f);
+	assert_int_equal(keel_raft_role(f), KEEL_RAFT_PRE_CANDIDATE);
+	drain(f, &o);
+	assert_int_equal(keel_raft_term(f), term);
+	assert_int_equal(o.n_reads, 1);
+	assert_int_equal(o.reads[0].context, 7);
+	assert_false(o.reads[0].ok);
+	keel_raft_free(f);
+}
+
 static void raft_malformed_messages_are_refused_without_effect(void **state)
 {
 	struct keel_raft *f = node_new(2, 3, true, true);
@@ -623,6 +648,7 @@ int main(void)
 		cmocka_unit_test(raft_leader_transfer_sends_timeout_now_when_caught_up),
 		cmocka_unit_test(raft_follower_forwards_proposals_and_refuses_without_leader),
 		cmocka_unit_test(raft_follower_forwards_conf_changes_and_leader_checks_them),
+		cmocka_unit_test(raft_follower_that_loses_its_leader_drops_forwarded_reads),
 		cmocka_unit_test(raft_malformed_messages_are_refused_without_effect),
 		cmocka_unit_test(raft_conf_change_codec_and_rules),
 		cmocka_unit_test(raft_steps_between_ready_and_advance_batch_into_next_ready),

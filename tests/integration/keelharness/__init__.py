@@ -7,19 +7,21 @@ real Keel daemons:
 * `daemon` - start a process, wait until it is ready, stop it by PID, and
              keep its output in a log file for failure reports;
 * `hosts`  - several pretend hosts (network namespaces on a private bridge)
-             with partitions, all invisible to the real network.
+             with partitions, all invisible to the real network;
+* `linearizability` - a checker for histories of a register with
+             compare-and-swap (Wing & Gong's search with Lowe's memoisation).
 
 The pytest fixtures built on these live in tests/integration/conftest.py.
 """
 
 from .daemon import Daemon, DaemonError, Daemons
-from .hosts import (Host, HostsError, TestHosts, call_in_netns, list_netns,
+from .hosts import (Host, HostsError, TestHosts, call_in_netns, enter_netns, list_netns,
                     netns_argv, netns_unavailable_reason, sweep_stale)
 from .ports import free_port, free_ports
 
 __all__ = [
     "Daemon", "DaemonError", "Daemons",
-    "Host", "HostsError", "TestHosts", "call_in_netns", "list_netns",
+    "Host", "HostsError", "TestHosts", "call_in_netns", "enter_netns", "list_netns",
     "netns_argv", "netns_unavailable_reason", "sweep_stale",
     "free_port", "free_ports",
 ]
