@@ -79,6 +79,9 @@ static int ensure_dir(int rootfd, const char *rel)
 						  RESOLVE_NO_SYMLINKS);
 			}
 		}
+		struct stat st;
+		if (fd == -ENOTDIR && fstatat(cur, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			fd = -ELOOP;
 		close(cur);
 		if (fd == -ELOOP || fd == -EXDEV)
 			return -EPERM;
@@ -321,7 +324,7 @@ static int extract_entry(struct extract *x, struct archive_entry *e, struct keel
 
 static int extract(int fd, const char *dest, bool layer, struct keel_err *err)
 {
-	struct extract x = {.rootfd = -1, .rel = KEEL_BUF_INIT, .parent = KEEL_BUF_INIT,
+	struct extract x = {.rootfd = -1, .layer = layer, .rel = KEEL_BUF_INIT, .parent = KEEL_BUF_INIT,
 			    .full = KEEL_BUF_INIT, .link = KEEL_BUF_INIT};
 	int r = 0;
 	/* libarchive's symlink check looks at every component, the destination's too. */

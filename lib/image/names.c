@@ -34,6 +34,11 @@ static bool name_ok(const char *name, size_t len)
 			continue;
 		}
 		bool in_host = host && i < first_end;
+		if (seen_colon && in_host) { /* the registry's port */
+			if (c < '0' || c > '9')
+				return false;
+			continue;
+		}
 		if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-')
 			continue;
 		if (in_host && c >= 'A' && c <= 'Z')
