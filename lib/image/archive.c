@@ -229,8 +229,10 @@ static int apply_whiteout(struct extract *x, const char *rel, const char *base, 
 	if (r < 0)
 		return keel_err_set(err, r, "out of memory");
 	int dfd = ensure_dir(x->rootfd, x->parent.data);
+	if (dfd == -EPERM)
+		return keel_err_set(err, -EPERM, "whiteout \"%.200s\": path goes through a symlink", rel);
 	if (dfd < 0)
-		return keel_err_errno(err, dfd, "%s: cannot open its directory", rel);
+		return keel_err_errno(err, dfd, "whiteout \"%.200s\": cannot open its directory", rel);
 	if (strcmp(base, ".wh..wh..opq") == 0) {
 		if (fsetxattr(dfd, "trusted.overlay.opaque", "y", 1, 0) < 0)
 			r = keel_err_errno(err, -errno, "%s: setting trusted.overlay.opaque", rel);
