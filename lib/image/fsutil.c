@@ -95,8 +95,17 @@ int write_file_atomic(int dirfd, const char *path, const void *data, size_t len,
 		unlinkat(dirfd, tmp, 0);
 		return keel_err_errno(err, r, "writing %s", path);
 	}
-	if (fsync(dirfd) < 0)
-		return keel_err_errno(err, -errno, "fsync of the directory of %s", path);
+	/* The rename lives in path's own directory: that is the one to fsync. */
+	const char *slash = strrchr(path, '/');
+	char parent[512];
+	snprintf(parent, sizeof(parent), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	int pfd = open_beneath(dirfd, parent, O_RDONLY | O_DIRECTORY, 0, 0);
+	if (pfd < 0)
+		return keel_err_errno(err, pfd, "opening the directory of %s", path);
+	r = fsync(pfd) < 0 ? -errno : 0;
+	close(pfd);
+	if (r < 0)
+		return keel_err_errno(err, r, "fsync of the directory of %s", path);
 	return 0;
 }
 
