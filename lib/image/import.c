@@ -244,12 +244,16 @@ static int stage_file(struct import *im, const char *rel, const char *expect, in
 	if (blob_staged(im, digest, &have) || blob_stored(im, digest, &have))
 		goto done; /* the same content under another path: keep the one we have */
 	if (im->src_ours) {
+		/* A hardlink to the extracted file (through /proc: it may have been reached through a
+		 * symlink of the archive, as docker-archive's <id>/layer.tar are). */
 		char proc[64];
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
-		if (keel_sys_fsync(fd) < 0 ||
-		    (linkat(AT_FDCWD, proc, im->stage_fd, keel_digest_hex(digest), AT_SYMLINK_FOLLOW) < 0 &&
-		     errno != EEXIST))
-			r = keel_err_errno(err, -errno, "staging %.200s", rel);
+		int s1 = keel_sys_fsync(fd);
+		if (s1 == 0 && linkat(AT_FDCWD, proc, im->stage_fd, keel_digest_hex(digest), AT_SYMLINK_FOLLOW) < 0 &&
+		    errno != EEXIST)
+			s1 = -errno;
+		if (s1 < 0)
+			r = keel_err_errno(err, s1, "staging %.200s", rel);
 	} else {
 		int s1 = keel_sys_fsync(out);
 		if (s1 < 0 || renameat(im->stage_fd, tmp, im->stage_fd, keel_digest_hex(digest)) < 0)
