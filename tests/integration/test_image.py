@@ -1,7 +1,7 @@
 """keel-run's image store (lib/image through keel-image) against what podman and skopeo make.
 
-A busybox-static rootfs becomes two podman images (a base, and one built FROM it with one
-more layer), exported as oci-archive and docker-archive by podman and as OCI layout
+A busybox-static rootfs becomes podman images (a base, one built FROM it with one more
+layer, one whose second layer deletes files), exported as oci-archive and docker-archive by podman and as OCI layout
 directories by skopeo (gzip and zstd layers). Each is imported; ids must be podman's, layers
 shared, tampered blobs refused, unpacked layers must run busybox (chroot) and stack under
 overlayfs with whiteouts honoured (in a private mount namespace), rm + gc must remove what
@@ -24,22 +24,31 @@ pytestmark = pytest.mark.skipif(Podman.unavailable() is not None, reason=str(Pod
 
 @pytest.fixture(scope="module")
 def archives(tmp_path_factory):
-    """podman/skopeo exports of localhost/kbase and localhost/kderived (FROM kbase + /extra)."""
+    """podman/skopeo exports of localhost/kbase, localhost/kderived (FROM kbase + /extra) and
+    localhost/kwhiteout (FROM kbase, deleting a file and replacing a directory)."""
     root = tmp_path_factory.mktemp("podman")
     pm = Podman(root / "podman")
     out = root / "out"
     out.mkdir()
+    a = {"root": out}
     rootfs_tar = out / "rootfs.tar"
-    rootfs_tar.write_bytes(tar_bytes(busybox_rootfs()))
+    rootfs_tar.write_bytes(tar_bytes(busybox_rootfs() + [
+        ("etc/hello", "f", b"hello\n", None), ("data", "d", None, None), ("data/old", "f", b"old\n", None)]))
     pm.podman("import", "--change", 'CMD ["/bin/sh"]', str(rootfs_tar), "localhost/kbase")
     ctx = root / "ctx"
     ctx.mkdir()
     (ctx / "extra").write_text("extra layer\n")
     (ctx / "Containerfile").write_text("FROM localhost/kbase\nCOPY extra /extra\n")
     pm.podman("build", "--quiet", "-t", "localhost/kderived", "-f", str(ctx / "Containerfile"), str(ctx))
-    a = {"root": out,
-         "base_id": pm.podman("image", "inspect", "--format", "{{.Id}}", "localhost/kbase").strip(),
-         "derived_id": pm.podman("image", "inspect", "--format", "{{.Id}}", "localhost/kderived").strip()}
+    # A layer that deletes: RUN under buildah's chroot isolation (no OCI runtime involved)
+    (ctx / "Containerfile.rm").write_text(
+        "FROM localhost/kbase\nRUN rm /etc/hello && rm -rf /data && mkdir /data && echo new > /data/new\n")
+    pm.podman("build", "--quiet", "--isolation", "chroot", "--network", "host", "-t", "localhost/kwhiteout",
+              "-f", str(ctx / "Containerfile.rm"), str(ctx))
+    a["kwhiteout-docker-archive"] = out / "kwhiteout-docker-archive.tar"
+    pm.podman("save", "--format", "docker-archive", "-o", str(a["kwhiteout-docker-archive"]), "localhost/kwhiteout")
+    a.update(base_id=pm.podman("image", "inspect", "--format", "{{.Id}}", "localhost/kbase").strip(),
+             derived_id=pm.podman("image", "inspect", "--format", "{{.Id}}", "localhost/kderived").strip())
     for img in ("kbase", "kderived"):
         for fmt in ("oci-archive", "docker-archive"):
             path = out / f"{img}-{fmt}.tar"
@@ -208,6 +217,24 @@ def test_two_podman_layers_stack_under_overlayfs(store, archives, tmp_path):
                             f"chroot {mnt} /bin/cat /extra")
     assert p.returncode == 0, p.stderr
     assert p.stdout == "extra layer\n"
+    assert not os.path.ismount(mnt)
+
+
+def test_podman_whiteouts_hide_deleted_files_under_overlayfs(store, archives, tmp_path):
+    store.run("import", archives["kwhiteout-docker-archive"])
+    lowerdir = store.run("layers", "--lowerdir", "kwhiteout").stdout.strip()
+    top, base = lowerdir.split(":")
+    assert (Path(base) / "etc" / "hello").is_file() and (Path(base) / "data" / "old").is_file()
+    assert (Path(top) / "etc" / "hello").is_char_device()
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    p = in_private_mount_ns(f"mount -t overlay overlay -o ro,lowerdir={lowerdir} {mnt}; "
+                            f"chroot {mnt} /bin/ls -a /etc; echo ---; chroot {mnt} /bin/ls -a /data; "
+                            f"chroot {mnt} /bin/cat /data/new")
+    assert p.returncode == 0, p.stderr
+    etc, rest = p.stdout.split("---\n")
+    assert "hello" not in etc.split() and "hosts" in etc.split()
+    assert rest.split() == [".", "..", "new", "new"]  # ls, then cat's "new"
     assert not os.path.ismount(mnt)
 
 
