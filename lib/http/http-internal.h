@@ -77,6 +77,7 @@ struct keel_http_server {
 
 	size_t max_entity;
 	bool keepalive;
+	bool clean_paths;
 	bool closing;
 	bool finishing;
 	uv_timer_t fin1, fin2; /* two-step final close, see server.c */
