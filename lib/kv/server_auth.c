@@ -83,6 +83,9 @@ struct kv_auth_ctx {
 	/* A password hashed for the request body (PUT /v2/auth/users/<name>). */
 	char *password, *new_hash;
 	bool hash_failed;
+	/* The handler passed its access check before it asked for the hash: it does not check
+	 * (and count etcd's GETs) again when it runs once more. */
+	bool access_granted;
 };
 
 struct kv_auth_job {
@@ -378,9 +381,10 @@ static struct kv_auth_ctx *ctx_for(struct kv_auth *a, struct keel_http_req *req)
 	return c;
 }
 
-/* Queue a job for req and hold it. KV_AUTH_WAIT, or -ENOMEM (nothing held). */
+/* Queue a job for req and hold it (granted: the handler's access check passed already).
+ * KV_AUTH_WAIT, or -ENOMEM (nothing held). */
 static int job_submit(struct kv_auth *a, struct keel_http_req *req, bool hash_mode, const char *user,
-		      size_t user_len, const char *password, const char *hash)
+		      size_t user_len, const char *password, const char *hash, bool granted)
 {
 	struct kv_auth_ctx *c = ctx_for(a, req);
 	struct kv_auth_job *j = c ? keel_calloc(1, sizeof(*j)) : NULL;
@@ -417,6 +421,7 @@ static int job_submit(struct kv_auth *a, struct keel_http_req *req, bool hash_mo
 		return -ENOMEM;
 	}
 	c->pending = true;
+	c->access_granted = granted;
 	a->refs++;
 	if (a->queue_tail)
 		a->queue_tail->next = j;
@@ -526,7 +531,7 @@ static int identify(struct kv_auth *a, struct keel_http_req *req, bool count, co
 		return ID_NONE; /* C's bcrypt cannot take a NUL; no stored password holds one */
 	*ret = u;
 	struct kv_auth_ctx *c = a->current && a->current->req == req ? a->current : NULL;
-	if (c && c->user && same_name(c->user, c->user_len, b->user, b->user_len) &&
+	if (c && c->user && c->checked_hash && same_name(c->user, c->user_len, b->user, b->user_len) &&
 	    strcmp(c->checked_hash, u->password) == 0)
 		return c->ok ? ID_USER : ID_NONE;
 	if (cred_known(a, b->user, b->user_len, b->password, b->password_len, u->password))
@@ -538,7 +543,7 @@ static int identify(struct kv_auth *a, struct keel_http_req *req, bool count, co
 static int start_check(struct kv_auth *a, struct keel_http_req *req, const struct keel_kv_user *u,
 		       const struct basic *b)
 {
-	int r = job_submit(a, req, false, b->user, b->user_len, b->password, u->password);
+	int r = job_submit(a, req, false, b->user, b->user_len, b->password, u->password, false);
 	return r < 0 ? KV_AUTH_DENY : r;
 }
 
@@ -616,6 +621,8 @@ static int root_access_pass(struct kv_auth *a, struct keel_http_req *req, bool c
 static int root_access(struct kv_auth *a, struct keel_http_req *req, bool writes_only)
 {
 	if (writes_only && (req->method == KEEL_HTTP_GET || req->method == KEEL_HTTP_HEAD))
+		return KV_AUTH_ALLOW;
+	if (a->current && a->current->req == req && a->current->access_granted)
 		return KV_AUTH_ALLOW;
 	struct basic b = {0};
 	const struct keel_kv_user *u = NULL;
@@ -961,7 +968,7 @@ static int for_user(struct keel_kv_server *s, struct keel_http_req *req, const c
 				if (!u.password)
 					ret = answer_error(s, req, 500, "Internal Server Error");
 			} else {
-				int jr = job_submit(a, req, true, NULL, 0, u.password, NULL);
+				int jr = job_submit(a, req, true, NULL, 0, u.password, NULL, true);
 				ret = jr == KV_AUTH_WAIT ? KEEL_HTTP_HELD : answer_error(s, req, 500, "Internal Server Error");
 			}
 		}
