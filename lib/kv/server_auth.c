@@ -764,7 +764,7 @@ void kv_auth_apply_entry(struct keel_kv_server *s, const struct keel_raft_entry 
 
 /* The role objects of a user, as GET shows them ("roles" omitted when none). strict: a role
  * that cannot be read ends it with that error (forUser), else it is skipped (baseUsers). */
-static int write_user_with_roles(struct kv_auth *a, struct keel_jw *w, const struct keel_kv_user *u, bool strict,
+static int write_user_with_roles(struct keel_jw *w, const struct keel_kv_user *u, bool strict,
 				 struct keel_kv_server *s, struct keel_http_req *req, bool *answered)
 {
 	keel_jw_obj_begin(w);
@@ -798,7 +798,6 @@ static int write_user_with_roles(struct kv_auth *a, struct keel_jw *w, const str
 	if (any)
 		keel_jw_arr_end(w);
 	keel_jw_obj_end(w);
-	(void)a;
 	return 0;
 }
 
@@ -833,7 +832,7 @@ static int base_users(struct keel_kv_server *s, struct keel_http_req *req)
 				answer_error(s, req, 500, "Internal Server Error");
 			break;
 		}
-		write_user_with_roles(s->auth, &w, &u, false, s, req, &answered);
+		write_user_with_roles(&w, &u, false, s, req, &answered);
 		keel_kv_user_free(&u);
 	}
 	if (names)
@@ -897,8 +896,8 @@ static bool name_is(const char *name, size_t len, const char *what)
 	return same_name(name, len, what, strlen(what));
 }
 
-/* A name from the URL as a C string for messages (a NUL in it shows as U+FFFD... not worth it:
- * messages stop at the NUL, which only such names see). */
+/* /v2/auth/users/<name>. The name is the URL's bytes (it may hold a NUL, from %00): looked up
+ * with its length; messages show it up to the NUL. */
 static int for_user(struct keel_kv_server *s, struct keel_http_req *req, const char *name, size_t len)
 {
 	if (!allow_method(req, KEEL_HTTP_GET | KEEL_HTTP_PUT | KEEL_HTTP_DELETE, "GET,PUT,DELETE"))
@@ -922,7 +921,7 @@ static int for_user(struct keel_kv_server *s, struct keel_http_req *req, const c
 			struct keel_jw w;
 			keel_jw_init(&w, &b, KEEL_JW_GO_ESCAPE);
 			bool answered = false;
-			write_user_with_roles(a, &w, &u, true, s, req, &answered);
+			write_user_with_roles(&w, &u, true, s, req, &answered);
 			if (answered)
 				keel_buf_free(&b);
 			else if (keel_jw_finish(&w) < 0)
