@@ -79,6 +79,7 @@ struct keel_http_server {
 	size_t max_entity;
 	size_t max_conns; /* 0: no limit */
 	bool keepalive;
+	bool clean_paths;
 	bool closing;
 	bool finishing;
 	uv_timer_t fin1, fin2; /* two-step final close, see server.c */

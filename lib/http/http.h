@@ -125,6 +125,10 @@ struct keel_http_config {
 	 * listeners stop accepting: new connections wait in the kernel's backlog until one
 	 * closes, as with etcd's LimitListener. 0: no limit. */
 	size_t max_connections;
+	/* Go's ServeMux: a path that path.Clean would change (".", "..", "//"; a trailing slash is
+	 * kept) gets "301 Moved Permanently" to the cleaned path before any route is looked at,
+	 * so a handler never sees ".." (which would let "/v2/keys/../x" leave the keys tree). */
+	bool clean_paths;
 	/* Failures after startup that cost a connection (accept errors, out of memory). Optional. */
 	void (*on_error)(void *ud, int code, const char *msg);
 	void *ud;
@@ -209,6 +213,14 @@ int keel_http_error(struct keel_http_req *req, int status, const char *msg);
  * copied out of h2o's input buffer first, so everything in struct keel_http_req stays valid.
  * 0, -EALREADY (already held or answered) or -EPIPE. */
 int keel_http_hold(struct keel_http_req *req, keel_http_close_fn on_close, void *ud);
+
+/* Run the request's route handler again on a held request, from a loop callback (not from
+ * inside a keel_http_* call): for a handler that held the request while some work ran
+ * elsewhere (a password check on the thread pool) and now decides afresh. During the call the
+ * request is as it was in its first handler call: it must end in an answer, a hold or a
+ * stream, or it gets a 500. The old on_close is dropped (it is not called). 0, -EPIPE (the
+ * request is over) or -EINVAL (not held: answered, or streaming). */
+int keel_http_redispatch(struct keel_http_req *req);
 
 /* Streams: a chunked response (HTTP/1.1 and status 200; otherwise close-delimited) written in
  * pieces. stream_start sends the status line and headers at once (watch clients wait for

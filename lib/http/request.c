@@ -864,6 +864,128 @@ static void method_not_allowed(struct keel__http_req *r, const struct keel__http
 	keel_http_error(&r->pub, 405, "Method Not Allowed");
 }
 
+/* ---- Go's ServeMux path cleaning ------------------------------------------------------------ */
+
+/* Go's cleanPath: path.Clean, keeping a trailing slash. p (decoded, starts with '/') is len
+ * bytes; out has room for len + 1 bytes. Returns the cleaned length. */
+static size_t clean_path(const char *p, size_t len, char *out)
+{
+	size_t o = 1;
+	out[0] = '/';
+	for (size_t i = 0; i < len;) {
+		while (i < len && p[i] == '/')
+			i++;
+		size_t j = i;
+		while (j < len && p[j] != '/')
+			j++;
+		size_t n = j - i;
+		if (n == 0 || (n == 1 && p[i] == '.')) {
+			/* empty or ".": nothing */
+		} else if (n == 2 && p[i] == '.' && p[i + 1] == '.') {
+			while (o > 1 && out[o - 1] != '/')
+				o--;
+			if (o > 1)
+				o--; /* the slash before the dropped element */
+		} else {
+			if (o > 1)
+				out[o++] = '/';
+			memcpy(out + o, p + i, n);
+			o += n;
+		}
+		i = j;
+	}
+	if (len > 1 && p[len - 1] == '/' && o > 1)
+		out[o++] = '/';
+	return o;
+}
+
+/* Go's url.PathEscape rules for a path (shouldEscape with encodePath) onto b. */
+static int escape_path(struct keel_buf *b, const char *p, size_t len)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)p[i];
+		bool plain = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			     strchr("-_.~$&+,/:;=@", c) != NULL;
+		int rc = plain && c ? keel_buf_putc(b, (char)c)
+				    : keel_buf_append(b, (char[]){'%', hex[c >> 4], hex[c & 15]}, 3);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Go's http.Redirect(w, r, url, 301) as ServeMux sends it for an unclean path: Location, and
+ * for GET (HEAD: headers only) an HTML body naming the target. */
+static void redirect_clean(struct keel__http_req *r, const char *clean, size_t len)
+{
+	struct keel_http_req *req = &r->pub;
+	struct keel_buf url = KEEL_BUF_INIT, body = KEEL_BUF_INIT;
+	int rc = escape_path(&url, clean, len);
+	if (rc == 0 && req->raw_query[0])
+		rc = keel_buf_printf(&url, "?%s", req->raw_query);
+	bool get = req->method == KEEL_HTTP_GET, head = req->method == KEEL_HTTP_HEAD;
+	if (rc == 0 && get) {
+		rc = keel_buf_puts(&body, "<a href=\"");
+		for (size_t i = 0; rc == 0 && i < url.len; i++) {
+			const char *e = NULL;
+			switch (url.data[i]) {
+			case '&': e = "&amp;"; break;
+			case '\'': e = "&#39;"; break;
+			case '<': e = "&lt;"; break;
+			case '>': e = "&gt;"; break;
+			case '"': e = "&#34;"; break;
+			}
+			rc = e ? keel_buf_puts(&body, e) : keel_buf_putc(&body, url.data[i]);
+		}
+		if (rc == 0)
+			rc = keel_buf_puts(&body, "\">Moved Permanently</a>.\n\n");
+	}
+	if (rc < 0) {
+		keel_http_error(req, 500, "Internal Server Error");
+	} else {
+		const struct keel_http_header h[] = {
+			{"Location", url.data}, {"Content-Type", "text/html; charset=utf-8"},
+		};
+		keel_http_respond(req, 301, h, get || head ? 2 : 1, body.data, body.len);
+	}
+	keel_buf_free(&url);
+	keel_buf_free(&body);
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------- */
+
+/* Run the route's handler and make sure the request ends in an answer, a hold or a stream. */
+static void run_handler(struct keel__http_req *r)
+{
+	struct keel_http_req *req = &r->pub;
+	int ret = req->route->handler(req, req->route->ud);
+	if (r->state == KEEL__REQ_HANDLER) {
+		if (ret == KEEL_HTTP_HELD)
+			keel_http_hold(req, NULL, NULL);
+		else
+			keel_http_error(req, 500, "Internal Server Error");
+	}
+}
+
+int keel_http_redispatch(struct keel_http_req *req)
+{
+	if (!req)
+		return -EINVAL;
+	struct keel__http_req *r = priv(req);
+	if (r->in_close_cb || r->disposed || r->state == KEEL__REQ_GONE || r->state == KEEL__REQ_ENDED)
+		return -EPIPE;
+	if (r->state != KEEL__REQ_HELD)
+		return -EINVAL;
+	/* Still watched: a client that leaves during the handler is noticed once it returns,
+	 * by whoever holds the request then. */
+	r->state = KEEL__REQ_HANDLER;
+	r->on_close = NULL;
+	r->close_ud = NULL;
+	run_handler(r);
+	return 0;
+}
+
 /* The one h2o handler: builds the request, routes it, runs the handler, and makes sure every
  * request ends in an answer, a hold or a stream. Always returns 0 (handled). */
 int keel__http_on_req(h2o_handler_t *self, h2o_req_t *h)
@@ -915,6 +1037,14 @@ int keel__http_on_req(h2o_handler_t *self, h2o_req_t *h)
 		return 0;
 	}
 	req->path = decoded;
+	if (srv->clean_paths) {
+		char *clean = h2o_mem_alloc_pool(&h->pool, req->path_len + 1);
+		size_t clen = clean_path(req->path, req->path_len, clean);
+		if (clen != req->path_len || memcmp(clean, req->path, clen) != 0) {
+			redirect_clean(r, clean, clen);
+			return 0;
+		}
+	}
 
 	const struct keel__http_route *best = best_route(srv, req->path, req->path_len);
 	if (!best) {
@@ -930,13 +1060,6 @@ int keel__http_on_req(h2o_handler_t *self, h2o_req_t *h)
 		return 0;
 	}
 	req->route = &rt->pub;
-
-	int ret = rt->pub.handler(req, rt->pub.ud);
-	if (r->state == KEEL__REQ_HANDLER) {
-		if (ret == KEEL_HTTP_HELD)
-			keel_http_hold(req, NULL, NULL);
-		else
-			keel_http_error(req, 500, "Internal Server Error");
-	}
+	run_handler(r);
 	return 0;
 }

@@ -559,6 +559,7 @@ int keel_http_server_new(uv_loop_t *loop, const struct keel_http_config *cfg,
 	srv->loop = loop;
 	srv->keepalive = !cfg->disable_keepalive;
 	srv->max_conns = cfg->max_connections;
+	srv->clean_paths = cfg->clean_paths;
 	srv->on_error = cfg->on_error;
 	srv->ud = cfg->ud;
 	int r = copy_routes(srv, cfg, err);

@@ -12,6 +12,7 @@
 #define KV_WAIT_BUCKETS 1024
 #define KV_REQUEST_TIMEOUT_MS 5000  /* etcd's v2 request timeout */
 #define KV_ENTRY_KV 1               /* raft entry: [kind][u64 request id][store command] */
+#define KV_ENTRY_AUTH 2             /* raft entry: [kind][u64 request id][auth command] (auth.h) */
 
 /* A client request waiting for its entry to be applied on this member. */
 struct kv_wait {
@@ -22,6 +23,7 @@ struct kv_wait {
 	uint64_t deadline_ms;
 	bool no_value;
 	bool head;
+	bool auth;   /* a /v2/auth request: etcd answers its failures with a 500 HTTPError */
 };
 
 /* A held watch (GET ?wait=true): on the server's list so the timer can end idle ones. */
@@ -67,12 +69,14 @@ struct keel_kv_server {
 	bool removed_reported;
 	char removed_how[96];
 	uint64_t removed_stop_ms;
+	struct kv_auth *auth;             /* server_auth.c */
 };
 
 /* server.c */
 uint64_t kv_next_request_id(struct keel_kv_server *s);
 int kv_propose(struct keel_kv_server *s, uint64_t id, const struct keel_kv_req *req);
 void kv_wait_add(struct keel_kv_server *s, struct kv_wait *w);
+struct kv_wait *kv_wait_take(struct keel_kv_server *s, uint64_t id);
 void kv_common_headers(struct keel_kv_server *s, struct keel_http_req *req);
 void kv_respond_event(struct keel_kv_server *s, struct keel_http_req *req, struct keel_kv_event *ev,
 		      bool no_value, bool head);
@@ -92,6 +96,20 @@ bool kv_peer_url_taken(struct keel_kv_server *s, const char *url, uint64_t excep
 int kv_handle_keys(struct keel_http_req *req, void *ud);
 void kv_expire_watches(struct keel_kv_server *s, bool all);
 void kv_expire_qreads(struct keel_kv_server *s);
+
+/* server_auth.c: etcd's v2 auth API and its checks (docs/kv.md, "Authentication") */
+enum { KV_AUTH_ALLOW, KV_AUTH_DENY, KV_AUTH_WAIT };
+int kv_auth_new(struct keel_kv_server *s);
+void kv_auth_release(struct keel_kv_server *s);  /* the server is going: jobs in flight end alone */
+int kv_handle_auth(struct keel_http_req *req, void *ud);
+/* The members API's writes need root once auth is on; then these call the handlers below. */
+int kv_auth_members_write(struct keel_http_req *req, void *ud);
+/* etcd's hasKeyPrefixAccess for a parsed keys request (key: the URL path after /v2/keys).
+ * KV_AUTH_WAIT: a password check runs on the thread pool and the request is held; the handler
+ * runs again once it is done (keel_http_redispatch), so return KEEL_HTTP_HELD. */
+int kv_auth_keys_access(struct keel_kv_server *s, struct keel_http_req *req, const char *key, size_t key_len,
+			bool recursive);
+void kv_auth_apply_entry(struct keel_kv_server *s, const struct keel_raft_entry *e);
 
 /* server_members.c */
 struct keel_buf;

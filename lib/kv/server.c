@@ -185,7 +185,7 @@ void kv_wait_add(struct keel_kv_server *s, struct kv_wait *w)
 	s->n_waits++;
 }
 
-static struct kv_wait *wait_take(struct keel_kv_server *s, uint64_t id)
+struct kv_wait *kv_wait_take(struct keel_kv_server *s, uint64_t id)
 {
 	struct kv_wait **p = wait_slot(s, id);
 	struct kv_wait *w = *p;
@@ -209,7 +209,9 @@ static void expire_waits(struct keel_kv_server *s, bool all)
 			}
 			*p = w->next;
 			s->n_waits--;
-			if (w->req)
+			if (w->req && w->auth) /* etcd's auth handlers: writeError, a 500 HTTPError */
+				keel_http_respond_json(w->req, 500, "{\"message\":\"Internal Server Error\"}", 35);
+			else if (w->req)
 				kv_respond_code(s, w->req, KEEL_KV_ECODE_RAFT_INTERNAL,
 						all ? "etcdserver: server stopped" : "etcdserver: request timed out",
 						0, false);
@@ -437,7 +439,7 @@ static void apply_kv(struct keel_kv_server *s, const struct keel_raft_entry *e)
 			tell_transport(s, strtoull(hex, NULL, 16), req.value, req.value_len);
 		}
 	}
-	struct kv_wait *w = wait_take(s, id);
+	struct kv_wait *w = kv_wait_take(s, id);
 	if (!w)
 		kv_member_op_applied(s, id); /* new peer URLs (PUT /v2/members/<id>) */
 	if (w) {
@@ -460,6 +462,8 @@ static void sm_apply(void *ud, const struct keel_raft_entry *e)
 	struct keel_kv_server *s = ud;
 	if (e->type == KEEL_RAFT_ENTRY_CONF)
 		apply_conf(s, e);
+	else if (e->len > 0 && ((const uint8_t *)e->data)[0] == KV_ENTRY_AUTH)
+		kv_auth_apply_entry(s, e);
 	else if (e->len > 0)
 		apply_kv(s, e);
 }
@@ -1015,6 +1019,8 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	static const char *const namespaces[] = {"/0", "/1", NULL};
 	struct keel_kv_store_opts so = {.namespaces = namespaces, .key_prefix = "/1", .hash_seed = seed};
 	int r = keel_kv_store_new(&so, &s->store);
+	if (r == 0 && (r = kv_auth_new(s)) < 0)
+		keel_kv_store_free(s->store);
 	if (r < 0) {
 		keel_free(s);
 		return keel_err_set(err, r, "creating the store");
@@ -1028,6 +1034,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		char scheme[8];
 		if (!m->n_peer_urls || keel_kv_parse_url(m->peer_urls[0], scheme, sizeof(scheme), hosts[np],
 							 sizeof(hosts[np]), &peers[np].port) < 0) {
+			kv_auth_release(s);
 			keel_kv_store_free(s->store);
 			keel_free(s);
 			return keel_err_set(err, -EINVAL, "member %s: bad peer URL", m->name);
@@ -1064,6 +1071,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	};
 	r = keel_node_start(loop, &nc, &s->node, err);
 	if (r < 0) {
+		kv_auth_release(s);
 		keel_kv_store_free(s->store);
 		keel_free(s->removed);
 		keel_free(s);
@@ -1082,6 +1090,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 				 "and --initial-cluster-token, or use a new --data-dir",
 				 cfg->data_dir, cfg->member_id);
 		keel_node_stop(s->node, NULL, NULL);
+		kv_auth_release(s);
 		keel_kv_store_free(s->store);
 		keel_free(s->removed);
 		keel_free(s);
@@ -1092,8 +1101,8 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	const struct keel_http_route routes[] = {
 		{keys_methods, "/v2/keys", true, kv_handle_keys, s, "HEAD,GET,PUT,POST,DELETE"},
 		{KEEL_HTTP_GET | KEEL_HTTP_HEAD, "/v2/members", false, handle_members, s, "GET,POST"},
-		{KEEL_HTTP_POST, "/v2/members", false, kv_handle_members_add, s, "GET,POST"},
-		{KEEL_HTTP_DELETE | KEEL_HTTP_PUT, "/v2/members/", true, kv_handle_member, s, "DELETE,PUT"},
+		{KEEL_HTTP_POST, "/v2/members", false, kv_auth_members_write, s, "GET,POST"},
+		{KEEL_HTTP_DELETE | KEEL_HTTP_PUT, "/v2/members/", true, kv_auth_members_write, s, "DELETE,PUT"},
 		{KEEL_HTTP_GET | KEEL_HTTP_HEAD, "/v2/members/leader", false, handle_members_leader, s, NULL},
 		{KEEL_HTTP_GET | KEEL_HTTP_HEAD, "/v2/machines", false, handle_machines, s, NULL},
 		{KEEL_HTTP_GET, "/version", false, handle_version, s, NULL},
@@ -1102,6 +1111,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		{KEEL_HTTP_GET, "/v2/stats/self", false, handle_stats_self, s, NULL},
 		{KEEL_HTTP_GET, "/metrics", false, handle_metrics, s, NULL},
 		{KEEL_HTTP_GET, "/v2/stats/leader", false, handle_stats_leader, s, NULL},
+		{KEEL_HTTP_ANY, "/v2/auth/", true, kv_handle_auth, s, NULL},
 	};
 	struct keel_http_listen listens[8];
 	size_t nl = 0;
@@ -1116,11 +1126,13 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		.listen = listens, .n_listen = nl, .routes = routes, .n_routes = KEEL_ARRAY_SIZE(routes),
 		.max_request_entity_size = cfg->max_request_bytes,
 		.max_connections = client_conn_limit(),
+		.clean_paths = true, /* Go's ServeMux: "/v2/keys/../2" must not reach the store */
 	};
 	r = keel_http_server_new(loop, &hc, &s->http, err);
 	if (r < 0) {
 		/* The node is running; stop it properly before giving up. */
 		keel_node_stop(s->node, NULL, NULL);
+		kv_auth_release(s);
 		keel_kv_store_free(s->store);
 		keel_free(s->removed);
 		keel_free(s);
@@ -1140,6 +1152,7 @@ static void part_closed(void *ud)
 		return;
 	void (*cb)(void *) = s->stop_cb;
 	void *cud = s->stop_ud;
+	kv_auth_release(s);
 	keel_kv_store_free(s->store);
 	keel_free(s->removed);
 	keel_free(s);

@@ -357,6 +357,16 @@ int kv_handle_keys(struct keel_http_req *req, void *ud)
 		keys_req_free(&k);
 		return KEEL_HTTP_DONE;
 	}
+	/* etcd checks access once the request parsed: auth may hold it for a password check. */
+	int access = kv_auth_keys_access(s, req, req->path + strlen(KEYS_PREFIX), req->path_len - strlen(KEYS_PREFIX),
+					 k.kr.recursive);
+	if (access != KV_AUTH_ALLOW) {
+		keys_req_free(&k);
+		if (access == KV_AUTH_WAIT)
+			return KEEL_HTTP_HELD;
+		kv_respond_code(s, req, KEEL_KV_ECODE_UNAUTHORIZED, "Insufficient credentials", 0, head);
+		return KEEL_HTTP_DONE;
+	}
 	int r = KEEL_HTTP_DONE;
 	if (req->method == KEEL_HTTP_GET || head) {
 		if (k.wait) {

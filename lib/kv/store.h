@@ -184,6 +184,20 @@ int keel_kv_store_get(struct keel_kv_store *s, const char *path, size_t path_len
 		      bool sorted, int64_t now, struct keel_kv_event **ret_event,
 		      struct keel_kv_error *ret_error);
 
+/* A look at one node without making an event: for keel-kv's own bookkeeping nodes (the v2
+ * auth tree under /2, read on every request once auth is on). The path is cleaned as Get's is.
+ * With `count` it counts as a Get does (getsSuccess/getsFail), as etcd's own GETs of these
+ * nodes count. 0 with *ret filled (the value stays valid until the next change to the store),
+ * KEEL_KV_FAILED (no such node, or a key on the way: *ret untouched), -ENOMEM. */
+struct keel_kv_peek {
+	const char *value;      /* NULL for a directory */
+	size_t value_len;
+	uint64_t created_index, modified_index;
+	bool dir;
+};
+int keel_kv_store_peek(struct keel_kv_store *s, const char *path, size_t path_len, bool count,
+		       struct keel_kv_peek *ret);
+
 /* ---- commands: what goes through Raft ------------------------------------------------------ */
 
 enum keel_kv_method {

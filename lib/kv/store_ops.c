@@ -196,6 +196,37 @@ int keel_kv_store_get(struct keel_kv_store *s, const char *path, size_t path_len
 			 ret_error);
 }
 
+int keel_kv_store_peek(struct keel_kv_store *s, const char *path, size_t path_len, bool count,
+		       struct keel_kv_peek *ret)
+{
+	if (!s || !ret || (!path && path_len))
+		return -EINVAL;
+	/* Paths keel-kv builds are usually clean already: look them up as they are. */
+	bool clean = path_len > 0 && path[0] == '/' && (path_len == 1 || path[path_len - 1] != '/');
+	for (size_t i = 0; clean && i + 1 < path_len; i++)
+		if (path[i] == '/' && (path[i + 1] == '/' || path[i + 1] == '.'))
+			clean = false;
+	struct keel_buf p = KEEL_BUF_INIT;
+	int r = 0;
+	if (!clean && (r = kv_clean_path(path ? path : "", path_len, &p)) < 0)
+		return r;
+	struct kv_walk w;
+	kv_lookup(s, clean ? path : p.data, clean ? path_len : p.len, &w);
+	keel_buf_free(&p);
+	if (w.code) {
+		r = KEEL_KV_FAILED;
+	} else {
+		const struct kv_node *n = w.node;
+		*ret = (struct keel_kv_peek){
+			.value = n->is_dir ? NULL : kv_value(n), .value_len = n->is_dir ? 0 : n->u.value_len,
+			.created_index = n->created, .modified_index = n->modified, .dir = n->is_dir,
+		};
+	}
+	if (count)
+		kv_count(r, &s->stats.gets_success, &s->stats.gets_fail);
+	return r;
+}
+
 /* ---- Set and Create (internalCreate) ------------------------------------------------------ */
 
 struct kv_create_args {

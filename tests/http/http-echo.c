@@ -14,9 +14,14 @@
  *   /closes                    {"closes": on_close calls so far, "held": n, "streams": n}
  *   /fail                      the handler returns an error (500)
  *   /noanswer                  the handler returns without answering (500)
+ *   /redispatch?ms=N           held for N ms, then its handler runs again (keel_http_redispatch)
+ *                              and answers "redispatched <calls>"
+ *
+ * --clean-paths turns on Go's ServeMux path cleaning (301 for "..", ".", "//").
  * SIGTERM/SIGINT close the server (held requests get on_close) and exit 0 once it is gone. */
 #include <errno.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +341,39 @@ static int h_closes(struct keel_http_req *req, void *ud)
 	return respond_buf(req, 200, &b);
 }
 
+/* First call: hold and arm a timer (req->user counts the calls); when it fires, the handler
+ * runs again and answers. */
+static void redispatch_fire(uv_timer_t *t)
+{
+	struct pending *p = t->data;
+	if (!p->req)
+		return;
+	struct keel_http_req *req = p->req;
+	pending_drop(p);
+	if (keel_http_redispatch(req) < 0)
+		abort();
+}
+
+static int h_redispatch(struct keel_http_req *req, void *ud)
+{
+	uintptr_t calls = (uintptr_t)req->user + 1;
+	req->user = (void *)calls;
+	if (calls > 1) {
+		char body[64];
+		int n = snprintf(body, sizeof(body), "redispatched %u", (unsigned)calls);
+		return keel_http_respond(req, 200, NULL, 0, body, (size_t)n);
+	}
+	struct pending *p = pending_new(req, NULL);
+	if (!p)
+		return -ENOMEM;
+	if (keel_http_hold(req, on_req_close, p) < 0) {
+		pending_drop(p);
+		return -EIO;
+	}
+	uv_timer_start(&p->timer, redispatch_fire, param_uint(req, "ms", 50), 0);
+	return KEEL_HTTP_HELD;
+}
+
 static int h_fail(struct keel_http_req *req, void *ud)
 {
 	return -EIO;
@@ -403,9 +441,11 @@ int main(int argc, char **argv)
 			cfg.max_connections = strtoul(argv[++i], NULL, 10);
 		} else if (!strcmp(argv[i], "--no-keepalive")) {
 			cfg.disable_keepalive = true;
+		} else if (!strcmp(argv[i], "--clean-paths")) {
+			cfg.clean_paths = true;
 		} else {
 			fprintf(stderr, "usage: %s --listen URL[,cert=F,key=F,ca=F] ... [--max-body N] "
-					"[--idle-ms N] [--max-conns N] [--no-keepalive]\n", argv[0]);
+					"[--idle-ms N] [--max-conns N] [--no-keepalive] [--clean-paths]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -423,6 +463,7 @@ int main(int argc, char **argv)
 		{KEEL_HTTP_GET, "/closes", false, h_closes, NULL, NULL},
 		{KEEL_HTTP_GET, "/fail", false, h_fail, NULL, NULL},
 		{KEEL_HTTP_GET, "/noanswer", false, h_noanswer, NULL, NULL},
+		{KEEL_HTTP_GET, "/redispatch", false, h_redispatch, NULL, NULL},
 	};
 	cfg.listen = listen;
 	cfg.n_listen = n_listen;

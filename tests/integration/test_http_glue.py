@@ -214,6 +214,57 @@ def test_handler_failures_are_500(echo):
         assert body == b"Internal Server Error\n"
 
 
+def test_redispatch_runs_the_handler_again(echo):
+    status, _, body = echo.request("GET", "/redispatch?ms=30")
+    assert (status, body) == (200, b"redispatched 2")
+    # A client that leaves while the request is held: on_close runs, nothing is redispatched.
+    before = echo.closes()["closes"]
+    s = raw(echo.port)
+    s.sendall(b"GET /redispatch?ms=300 HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.05)
+    s.close()
+    echo.wait_closes(lambda c: c["closes"] == before + 1 and c["held"] == 0)
+    time.sleep(0.4)  # the timer would have fired by now
+    assert echo.request("GET", "/only-get")[0] == 200
+
+
+def test_unclean_paths_are_not_redirected_by_default(echo):
+    s = raw(echo.port)
+    s.sendall(b"GET /echo/a/../b HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = read_response(s)
+    close(s)
+    assert r.status == 200 and json.loads(r.body)["path"] == "/echo/a/../b"
+
+
+@pytest.mark.parametrize("method,target,location,body", [
+    ("GET", "/v2/keys/../2/users", "/v2/2/users", b'<a href="/v2/2/users">Moved Permanently</a>.\n\n'),
+    ("GET", "/v2/keys/a//b?x=1&y=%20", "/v2/keys/a/b?x=1&y=%20",
+     b'<a href="/v2/keys/a/b?x=1&amp;y=%20">Moved Permanently</a>.\n\n'),
+    ("GET", "/v2/keys//a%20b/", "/v2/keys/a%20b/", b'<a href="/v2/keys/a%20b/">Moved Permanently</a>.\n\n'),
+    ("GET", "/v2/keys/%2e%2e/%3Ca%3E&%22'", "/v2/%3Ca%3E&%22%27",
+     b'<a href="/v2/%3Ca%3E&amp;%22%27">Moved Permanently</a>.\n\n'),
+    ("GET", "/v2/keys/%C3%A9/./../%C3%A9%3F%23", "/v2/keys/%C3%A9%3F%23",
+     b'<a href="/v2/keys/%C3%A9%3F%23">Moved Permanently</a>.\n\n'),
+    ("PUT", "/v2/keys/a/b/..", "/v2/keys/a", b""),
+    ("DELETE", "/..", "/", b""),
+])
+def test_clean_paths_redirect_like_go(daemons, build_dir, method, target, location, body):
+    # The answers etcd 3.4 (Go's ServeMux) gives to the same request targets.
+    e = Echo(daemons, build_dir, name="echo-clean", extra=["--clean-paths"])
+    s = raw(e.port)
+    s.sendall(f"{method} {target} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n".encode())
+    r = read_response(s, method)
+    close(s)
+    assert r.status == 301
+    assert r.headers["location"] == location
+    assert r.body == body
+    assert ("content-type" in r.headers) == (method == "GET")
+    # Clean paths go through, a trailing slash included.
+    for path in ("/echo/a/", "/echo", "/v2/keys/"):
+        assert e.request("GET", path)[0] == 200
+    e.stop_clean()
+
+
 # ---- query and form ------------------------------------------------------------------------
 
 
