@@ -475,6 +475,7 @@ void unit_set_state(struct mu *mu, int active, int sub)
 		}
 	}
 	struct keel_mgr *m = mu->m;
+	mgr_emit_unit_event(m, mu);
 	if (old != active) {
 		bool unexpected = !mu->job;
 		job_unit_notify(mu, old, active, unexpected);
@@ -519,7 +520,6 @@ void unit_set_state(struct mu *mu, int active, int sub)
 	}
 	if (keel_inactive_or_failed(active) && !mu->job)
 		unit_add_gc(mu);
-	mgr_emit_unit_event(m, mu);
 }
 
 /* ---- common start/stop checks ---- */

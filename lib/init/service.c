@@ -1126,7 +1126,7 @@ static void on_timer(struct keel_ev_timer *t)
 		s->n_restarts++;
 		unit_log(mu, 6, "Scheduled restart job, restart counter is at %u.", s->n_restarts);
 		struct keel_err e;
-		if (job_enqueue(mu->m, mu, JOB_RESTART, true, false, NULL, &e) < 0) {
+		if (job_enqueue(mu->m, mu, JOB_START, true, false, NULL, &e) < 0) {
 			unit_log(mu, 3, "Failed to schedule restart job: %s", keel_err_msg(&e));
 			s->forbid_restart = true;
 			set_state(mu, s->result == R_SUCCESS ? S_DEAD : S_FAILED);
