@@ -49,7 +49,7 @@ int main(int argc, char **argv)
 		{0},
 	};
 	int c, rc = KEELCTL_USAGE;
-	while ((c = getopt_long(argc, argv, "+h", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
 		switch (c) {
 		case OPT_SYSTEMD_PATHS:
 			ctl.preset = KEEL_PATHS_SYSTEMD;
