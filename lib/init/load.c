@@ -325,34 +325,36 @@ static int scan_entry(struct keel_loader *l, const char *dir, const char *name, 
 		char *target = keel__readlink_abs(full.data);
 		if (!target)
 			goto skip;
-		if (strcmp(target, "/dev/null") == 0 || (stat(full.data, &st) == 0 && keel__null_or_empty(&st))) {
+		char *slash = strrchr(target, '/');
+		const char *tname = slash + 1;
+		*slash = '\0';
+		bool inside = keel__dir_in_search_path(l, *target ? target : "/");
+		*slash = '/';
+		if (strcmp(target, "/dev/null") == 0) {
 			e.masked = true;
+		} else if (inside && strcmp(tname, name) != 0) {
+			/* An alias: resolved by name, so a loop or a dangling alias shows at lookup. */
+			r = keel__validate_alias(&l->sink, full.data, name, tname);
+			if (r < 0) {
+				keel_free(target);
+				if (r == -ENOMEM)
+					goto out;
+				goto skip;
+			}
+			e.alias_of = keel_pool_intern(l->pool, tname);
+			if (!e.alias_of) {
+				keel_free(target);
+				r = -ENOMEM;
+				goto out;
+			}
 		} else if (stat(full.data, &st) < 0) {
 			keel_free(target); /* a dangling link is ignored, as systemd does */
 			goto skip;
-		} else {
-			char *slash = strrchr(target, '/');
-			*slash = '\0';
-			const char *tname = slash + 1;
-			bool inside = keel__dir_in_search_path(l, *target ? target : "/");
-			if (inside && strcmp(tname, name) != 0) {
-				r = keel__validate_alias(&l->sink, full.data, name, tname);
-				if (r < 0) {
-					keel_free(target);
-					if (r == -ENOMEM)
-						goto out;
-					goto skip;
-				}
-				e.alias_of = keel_pool_intern(l->pool, tname);
-				if (!e.alias_of) {
-					keel_free(target);
-					r = -ENOMEM;
-					goto out;
-				}
-			} else if (!S_ISREG(st.st_mode)) {
-				keel_free(target);
-				goto skip;
-			}
+		} else if (keel__null_or_empty(&st)) {
+			e.masked = true;
+		} else if (!S_ISREG(st.st_mode)) {
+			keel_free(target);
+			goto skip;
 		}
 		keel_free(target);
 	} else if (S_ISREG(lst.st_mode)) {
