@@ -811,6 +811,10 @@ static void carry(struct when *w)
 		w->h = 0;
 		w->d++;
 	}
+	if (w->mo > 12) { /* before the day: the month must be valid to know its length */
+		w->mo = 1;
+		w->y++;
+	}
 	if (w->d > days_in_month(w->y, w->mo)) {
 		w->d = 1;
 		w->mo++;
