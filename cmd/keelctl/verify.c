@@ -181,7 +181,7 @@ int keelctl_verify(struct keelctl *ctl, int argc, char **argv)
 		}
 		char *name = NULL;
 		if (keel_unit_name_is_valid(base, KEEL_NAME_TEMPLATE))
-			r = keel_unit_name_replace_instance(base, "test_instance", &name);
+			r = keel_unit_name_replace_instance(base, "i", &name);
 		else
 			r = (name = keel_strdup(base)) ? 0 : -ENOMEM;
 		struct keel_unit *u = NULL;

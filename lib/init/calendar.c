@@ -811,6 +811,10 @@ static void carry(struct when *w)
 		w->h = 0;
 		w->d++;
 	}
+	if (w->mo > 12) { /* before the day: the month must be valid to know its length */
+		w->mo = 1;
+		w->y++;
+	}
 	if (w->d > days_in_month(w->y, w->mo)) {
 		w->d = 1;
 		w->mo++;
@@ -884,22 +888,56 @@ static void zone_leave(struct zone_guard *g)
 	keel_free(g->old);
 }
 
-/* Broken-down time to epoch seconds; false when the local time does not exist (a DST gap). */
-static bool to_epoch(const struct keel_calendar *c, const struct when *w, time_t *ret)
+static bool mk(const struct keel_calendar *c, const struct when *w, int isdst, time_t *ret)
 {
 	struct tm tm = {
 		.tm_year = w->y - 1900, .tm_mon = w->mo - 1, .tm_mday = w->d,
-		.tm_hour = w->h, .tm_min = w->mi, .tm_sec = w->us / USEC_PER_SEC,
-		.tm_isdst = c->utc ? 0 : c->dst,
+		.tm_hour = w->h, .tm_min = w->mi, .tm_sec = w->us / USEC_PER_SEC, .tm_isdst = isdst,
 	};
 	struct tm want = tm;
 	time_t t = c->utc ? timegm(&tm) : mktime(&tm);
 	if (t == (time_t)-1 && !(tm.tm_year == 69 && tm.tm_mon == 11 && tm.tm_mday == 31))
 		return false;
+	/* A normalised result means the local time does not exist with this DST flag. */
 	if (tm.tm_year != want.tm_year || tm.tm_mon != want.tm_mon || tm.tm_mday != want.tm_mday ||
 	    tm.tm_hour != want.tm_hour || tm.tm_min != want.tm_min || tm.tm_sec != want.tm_sec)
 		return false;
 	*ret = t;
+	return true;
+}
+
+/* The instant of a wall-clock time after `after` (µs). A local time that falls twice (the hour
+ * DST ends) is its first occurrence unless that is not after `after`; one that does not exist
+ * (the hour DST starts) has none: false. */
+static bool to_epoch(const struct keel_calendar *c, const struct when *w, uint64_t after, time_t *ret)
+{
+	uint64_t frac = (uint64_t)(w->us % USEC_PER_SEC);
+	if (c->utc || c->dst >= 0) {
+		time_t t;
+		if (!mk(c, w, c->utc ? 0 : c->dst, &t))
+			return false;
+		*ret = t;
+		return true;
+	}
+	time_t t[2];
+	bool ok[2] = {mk(c, w, 0, &t[0]), mk(c, w, 1, &t[1])};
+	bool have = false;
+	time_t best = 0;
+	for (int i = 0; i < 2; i++) {
+		if (!ok[i] || t[i] < 0 || (uint64_t)t[i] * USEC_PER_SEC + frac <= after)
+			continue;
+		if (!have || t[i] < best)
+			best = t[i];
+		have = true;
+	}
+	if (!have) {
+		/* Both before `after` (or neither exists): fall back to whichever exists, so the
+		 * caller moves on. */
+		if (!ok[0] && !ok[1])
+			return false;
+		best = ok[0] ? t[0] : t[1];
+	}
+	*ret = best;
 	return true;
 }
 
@@ -979,7 +1017,7 @@ int keel_calendar_next(const struct keel_calendar *c, uint64_t after, uint64_t *
 		w.us = v;
 
 		time_t e;
-		if (!to_epoch(c, &w, &e)) {
+		if (!to_epoch(c, &w, after, &e)) {
 			advance(&w, F_USEC); /* a local time that does not exist (DST gap) */
 			continue;
 		}
@@ -987,7 +1025,12 @@ int keel_calendar_next(const struct keel_calendar *c, uint64_t after, uint64_t *
 			r = -EINVAL;
 			break;
 		}
-		*ret = (uint64_t)e * USEC_PER_SEC + (uint64_t)(w.us % USEC_PER_SEC);
+		uint64_t at = (uint64_t)e * USEC_PER_SEC + (uint64_t)(w.us % USEC_PER_SEC);
+		if (at <= after) {
+			advance(&w, F_USEC); /* both occurrences of a repeated hour already passed */
+			continue;
+		}
+		*ret = at;
 		r = 0;
 		break;
 	}

@@ -24,6 +24,9 @@ struct keel_loader {
 	ino_t *active_ino;
 	struct keel__name_entry *map; /* sorted by name */
 	size_t n_map;
+	char **subdirs;     /* sorted paths of the search path's *.d, *.wants, *.requires
+			       directories, so loading does not probe for ones that do not exist */
+	size_t n_subdirs;
 	const char *last_id, *last_fragment; /* keel_loader_lookup()'s answer */
 	struct keel_host_info host_own;
 	const struct keel_host_info *host;
@@ -37,6 +40,8 @@ int keel__loader_resolve(struct keel_loader *l, const char *name, struct keel_un
 /* Whether a directory is one of the search path's (by inode, so /lib and /usr/lib match). */
 bool keel__dir_in_search_path(const struct keel_loader *l, const char *dir);
 bool keel__null_or_empty(const struct stat *st);
+/* Whether path is one of the drop-in or .wants/.requires directories found by the last scan. */
+bool keel__subdir_exists(const struct keel_loader *l, const char *path);
 /* The target of a symlink as an absolute, simplified path (new string), or NULL. */
 char *keel__readlink_abs(const char *link);
 int keel__validate_alias(const struct keel_diag_sink *sink, const char *link, const char *src,

@@ -32,6 +32,23 @@ const char *const *keel_loader_search_path(const struct keel_loader *l)
 	return (const char *const *)l->active;
 }
 
+static void subdirs_clear(struct keel_loader *l)
+{
+	keel_strv_free(l->subdirs);
+	l->subdirs = NULL;
+	l->n_subdirs = 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+bool keel__subdir_exists(const struct keel_loader *l, const char *path)
+{
+	return l->n_subdirs && bsearch(&path, l->subdirs, l->n_subdirs, sizeof(char *), cmp_str);
+}
+
 static void map_clear(struct keel_loader *l)
 {
 	for (size_t i = 0; i < l->n_map; i++) {
@@ -49,6 +66,7 @@ void keel_loader_free(struct keel_loader *l)
 	if (!l)
 		return;
 	map_clear(l);
+	subdirs_clear(l);
 	keel_pool_unref(l->pool, l->last_id);
 	keel_pool_unref(l->pool, l->last_fragment);
 	keel_strv_free(l->dirs);
@@ -325,34 +343,36 @@ static int scan_entry(struct keel_loader *l, const char *dir, const char *name, 
 		char *target = keel__readlink_abs(full.data);
 		if (!target)
 			goto skip;
-		if (strcmp(target, "/dev/null") == 0 || (stat(full.data, &st) == 0 && keel__null_or_empty(&st))) {
+		char *slash = strrchr(target, '/');
+		const char *tname = slash + 1;
+		*slash = '\0';
+		bool inside = keel__dir_in_search_path(l, *target ? target : "/");
+		*slash = '/';
+		if (strcmp(target, "/dev/null") == 0) {
 			e.masked = true;
+		} else if (inside && strcmp(tname, name) != 0) {
+			/* An alias: resolved by name, so a loop or a dangling alias shows at lookup. */
+			r = keel__validate_alias(&l->sink, full.data, name, tname);
+			if (r < 0) {
+				keel_free(target);
+				if (r == -ENOMEM)
+					goto out;
+				goto skip;
+			}
+			e.alias_of = keel_pool_intern(l->pool, tname);
+			if (!e.alias_of) {
+				keel_free(target);
+				r = -ENOMEM;
+				goto out;
+			}
 		} else if (stat(full.data, &st) < 0) {
 			keel_free(target); /* a dangling link is ignored, as systemd does */
 			goto skip;
-		} else {
-			char *slash = strrchr(target, '/');
-			*slash = '\0';
-			const char *tname = slash + 1;
-			bool inside = keel__dir_in_search_path(l, *target ? target : "/");
-			if (inside && strcmp(tname, name) != 0) {
-				r = keel__validate_alias(&l->sink, full.data, name, tname);
-				if (r < 0) {
-					keel_free(target);
-					if (r == -ENOMEM)
-						goto out;
-					goto skip;
-				}
-				e.alias_of = keel_pool_intern(l->pool, tname);
-				if (!e.alias_of) {
-					keel_free(target);
-					r = -ENOMEM;
-					goto out;
-				}
-			} else if (!S_ISREG(st.st_mode)) {
-				keel_free(target);
-				goto skip;
-			}
+		} else if (keel__null_or_empty(&st)) {
+			e.masked = true;
+		} else if (!S_ISREG(st.st_mode)) {
+			keel_free(target);
+			goto skip;
 		}
 		keel_free(target);
 	} else if (S_ISREG(lst.st_mode)) {
@@ -392,6 +412,7 @@ int keel_loader_scan(struct keel_loader *l)
 	if (r < 0)
 		return r;
 	map_clear(l);
+	subdirs_clear(l);
 	struct keel__name_entry *v = NULL;
 	size_t n = 0, cap = 0;
 	for (unsigned i = 0; l->active[i] && r == 0; i++) {
@@ -400,12 +421,25 @@ int keel_loader_scan(struct keel_loader *l)
 			continue;
 		struct dirent *de;
 		while ((de = readdir(d)) && r == 0) {
+			if (keel_endswith(de->d_name, ".d") || keel_endswith(de->d_name, ".wants") ||
+			    keel_endswith(de->d_name, ".requires")) {
+				struct keel_buf p = KEEL_BUF_INIT;
+				struct stat st;
+				r = keel_buf_printf(&p, "%s/%s", l->active[i], de->d_name);
+				if (r == 0 && stat(p.data, &st) == 0 && S_ISDIR(st.st_mode))
+					r = keel_strv_consume(&l->subdirs, keel_buf_steal(&p, NULL));
+				keel_buf_free(&p);
+				continue;
+			}
 			if (!keel_unit_name_is_valid(de->d_name, KEEL_NAME_ANY))
 				continue;
 			r = scan_entry(l, l->active[i], de->d_name, i, &v, &n, &cap);
 		}
 		closedir(d);
 	}
+	l->n_subdirs = keel_strv_len(l->subdirs);
+	if (l->n_subdirs)
+		qsort(l->subdirs, l->n_subdirs, sizeof(char *), cmp_str);
 	if (r == 0 && n > 0) {
 		/* Sorted by name, then priority: the first of equal names wins, the rest go. */
 		qsort(v, n, sizeof(*v), cmp_entry);
@@ -423,8 +457,10 @@ int keel_loader_scan(struct keel_loader *l)
 	}
 	l->map = v;
 	l->n_map = n;
-	if (r < 0)
+	if (r < 0) {
 		map_clear(l);
+		subdirs_clear(l);
+	}
 	return r;
 }
 

@@ -12,22 +12,18 @@
 #include "init/load-internal.h"
 #include "init/unit-internal.h"
 
-static bool is_dir(const char *path)
-{
-	struct stat st;
-	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 /* systemd's unit_file_find_dirs(): DIR/NAME<suffix>, then the template's, then for
  * "foo-bar-baz.service" the prefix directories "foo-bar-.service<suffix>" and
  * "foo-.service<suffix>" (more specific ones first). */
-static int find_dirs(const char *dir, const char *name, const char *suffix, char ***dirs)
+static int find_dirs(const struct keel_loader *l, const char *dir, const char *name,
+		     const char *suffix, char ***dirs)
 {
 	struct keel_buf b = KEEL_BUF_INIT;
 	int r = keel_buf_printf(&b, "%s/%s%s", dir, name, suffix);
 	if (r < 0)
 		return r;
-	if (is_dir(b.data) && !keel_strv_contains(*dirs, b.data))
+	if (keel__subdir_exists(l, b.data) && !keel_strv_contains(*dirs, b.data))
 		r = keel_strv_push(dirs, b.data);
 	keel_buf_free(&b);
 	if (r < 0)
@@ -37,7 +33,7 @@ static int find_dirs(const char *dir, const char *name, const char *suffix, char
 		char *tmpl;
 		if ((r = keel_unit_name_template(name, &tmpl)) < 0)
 			return r;
-		r = find_dirs(dir, tmpl, suffix, dirs);
+		r = find_dirs(l, dir, tmpl, suffix, dirs);
 		keel_free(tmpl);
 		if (r < 0)
 			return r;
@@ -66,7 +62,7 @@ static int find_dirs(const char *dir, const char *name, const char *suffix, char
 			    keel_unit_type_to_string(keel_unit_name_type(name)));
 	keel_free(prefix);
 	if (r == 0 && keel_unit_name_is_valid(built.data, KEEL_NAME_ANY))
-		r = find_dirs(dir, built.data, suffix, dirs);
+		r = find_dirs(l, dir, built.data, suffix, dirs);
 	keel_buf_free(&built);
 	return r;
 }
@@ -87,11 +83,11 @@ static int find_dropins(struct keel_loader *l, char *const *names, const char *d
 	int r = 0;
 	for (size_t i = 0; names && names[i] && r == 0; i++)
 		for (size_t j = 0; l->active[j] && r == 0; j++)
-			r = find_dirs(l->active[j], names[i], dir_suffix, &dirs);
+			r = find_dirs(l, l->active[j], names[i], dir_suffix, &dirs);
 	if (r == 0 && names && names[0]) {
 		const char *type = keel_unit_type_to_string(keel_unit_name_type(names[0]));
 		for (size_t j = 0; l->active[j] && r == 0; j++)
-			r = find_dirs(l->active[j], type, dir_suffix, &dirs);
+			r = find_dirs(l, l->active[j], type, dir_suffix, &dirs);
 	}
 	for (size_t i = 0; dirs && dirs[i] && r == 0; i++) {
 		DIR *d = opendir(dirs[i]);

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -369,21 +370,16 @@ int keel_host_info_load(struct keel_host_info *h)
 	 * root's home and shell are fixed). */
 	h->uid = getuid();
 	h->gid = getgid();
-	if (h->uid == 0) {
-		h->user_name = keel_strdup("root");
-		h->group_name = keel_strdup("root");
-		h->user_home = keel_strdup("/root");
-		h->user_shell = keel_strdup("/bin/sh");
-	} else {
-		struct passwd *pw = getpwuid(h->uid);
-		char num[32];
-		snprintf(num, sizeof(num), "%u", (unsigned)h->uid);
-		h->user_name = keel_strdup(pw ? pw->pw_name : num);
-		h->user_home = keel_strdup(pw && pw->pw_dir ? pw->pw_dir : "/");
-		h->user_shell = keel_strdup(pw && pw->pw_shell ? pw->pw_shell : "/bin/sh");
-		snprintf(num, sizeof(num), "%u", (unsigned)h->gid);
-		h->group_name = keel_strdup(num);
-	}
+	/* The manager's own user, from the user database like systemd; root's home stays /root. */
+	struct passwd *pw = getpwuid(h->uid);
+	char num[32];
+	snprintf(num, sizeof(num), "%u", (unsigned)h->uid);
+	h->user_name = keel_strdup(pw ? pw->pw_name : h->uid == 0 ? "root" : num);
+	h->user_home = keel_strdup(h->uid == 0 ? "/root" : pw && pw->pw_dir ? pw->pw_dir : "/");
+	h->user_shell = keel_strdup(pw && pw->pw_shell && *pw->pw_shell ? pw->pw_shell : "/bin/sh");
+	struct group *gr = getgrgid(h->gid);
+	snprintf(num, sizeof(num), "%u", (unsigned)h->gid);
+	h->group_name = keel_strdup(gr ? gr->gr_name : h->gid == 0 ? "root" : num);
 	if (!h->hostname || !h->kernel_release || !h->architecture || !h->user_name ||
 	    !h->group_name || !h->user_home || !h->user_shell) {
 		keel_host_info_clear(h);

@@ -70,6 +70,9 @@ int keel__parse_documentation(struct keel__pctx *c, const char *v, void *data, i
 int keel__parse_deps(struct keel__pctx *c, const char *v, void *data, int ltype);
 int keel__parse_condition(struct keel__pctx *c, const char *v, void *data, int ltype);
 int keel__parse_job_timeout(struct keel__pctx *c, const char *v, void *data, int ltype);
+int keel__parse_emergency_action(struct keel__pctx *c, const char *v, void *data, int ltype);
+int keel__parse_exit_code(struct keel__pctx *c, const char *v, void *data, int ltype);
+int keel__parse_job_mode(struct keel__pctx *c, const char *v, void *data, int ltype);
 int keel__parse_install_strv(struct keel__pctx *c, const char *v, void *data, int ltype);
 int keel__parse_install_string(struct keel__pctx *c, const char *v, void *data, int ltype);
 int keel__parse_mode(struct keel__pctx *c, const char *v, void *data, int ltype);

@@ -48,7 +48,16 @@ static const char *const exec_slot_names[KEEL_EXEC_SLOT_MAX] = {
 };
 static const char *const listen_names[KEEL_LISTEN_KIND_MAX] = {
 	"ListenStream", "ListenDatagram", "ListenSequentialPacket", "ListenFIFO", "ListenSpecial",
-	"ListenMessageQueue",
+	"ListenMessageQueue", "ListenNetlink",
+};
+static const char *const action_names[KEEL_ACTION_MAX] = {
+	"none", "reboot", "reboot-force", "reboot-immediate", "poweroff", "poweroff-force",
+	"poweroff-immediate", "exit", "exit-force", "kexec", "kexec-force", "halt", "halt-force",
+	"halt-immediate",
+};
+static const char *const job_mode_names[KEEL_JOB_MODE_MAX] = {
+	"fail", "replace", "replace-irreversibly", "isolate", "flush", "ignore-dependencies",
+	"ignore-requirements",
 };
 static const char *const timer_base_names[KEEL_TIMER_BASE_MAX] = {
 	"OnActiveSec", "OnBootSec", "OnStartupSec", "OnUnitActiveSec", "OnUnitInactiveSec",
@@ -68,6 +77,8 @@ const char *keel_exec_output_to_string(enum keel_exec_output o) { return NAME_OF
 const char *keel_exec_input_to_string(enum keel_exec_input i) { return NAME_OF(input_names, i, KEEL_INPUT_MAX); }
 const char *keel_exec_slot_to_string(enum keel_exec_slot s) { return NAME_OF(exec_slot_names, s, KEEL_EXEC_SLOT_MAX); }
 const char *keel_listen_kind_to_string(enum keel_listen_kind k) { return NAME_OF(listen_names, k, KEEL_LISTEN_KIND_MAX); }
+const char *keel_emergency_action_to_string(enum keel_emergency_action a) { return NAME_OF(action_names, a, KEEL_ACTION_MAX); }
+const char *keel_job_mode_to_string(enum keel_job_mode m) { return NAME_OF(job_mode_names, m, KEEL_JOB_MODE_MAX); }
 const char *keel_timer_base_to_string(enum keel_timer_base b) { return NAME_OF(timer_base_names, b, KEEL_TIMER_BASE_MAX); }
 
 bool keel_condition_kind_takes_path(enum keel_condition_kind k)
@@ -141,6 +152,8 @@ static void set_defaults(struct keel_unit *u)
 	u->start_limit_interval_usec = 10 * KEEL_USEC_PER_SEC;
 	u->start_limit_burst = 5;
 	u->job_timeout_usec = KEEL_USEC_INFINITY;
+	u->success_action_exit_status = u->failure_action_exit_status = -1;
+	u->on_failure_job_mode = KEEL_JOB_REPLACE;
 	struct keel_service *s = keel_unit_service(u);
 	if (s) {
 		s->restart_usec = 100 * KEEL_USEC_PER_MSEC;
@@ -234,6 +247,7 @@ static void clear_settings(struct keel_unit *u)
 	keel_pool_unref(p, u->description);
 	u->description = NULL;
 	keel_pool_strv_clear(p, &u->documentation);
+	keel_pool_strv_clear(p, &u->requires_mounts_for);
 	for (uint32_t i = 0; i < u->n_deps; i++)
 		keel_pool_unref(p, u->deps[i].name);
 	keel_free(u->deps);
@@ -300,7 +314,6 @@ static void clear_settings(struct keel_unit *u)
 	}
 	u->default_dependencies = u->refuse_manual_start = u->refuse_manual_stop = false;
 	u->stop_when_unneeded = u->allow_isolate = u->ignore_on_isolate = false;
-	u->deprecated_specifier_warned = false;
 	u->load_error = 0;
 }
 
@@ -428,11 +441,12 @@ static int service_finish(struct keel_unit *u, const struct keel_diag_sink *sink
 		s->notify_access = KEEL_NOTIFY_MAIN;
 
 	/* systemd's service_verify(), in its order and words. */
-	if (!s->exec[KEEL_EXEC_START] && !s->exec[KEEL_EXEC_STOP])
+	bool success_action = u->success_action != KEEL_ACTION_NONE;
+	if (!s->exec[KEEL_EXEC_START] && !s->exec[KEEL_EXEC_STOP] && !success_action)
 		return refuse(u, sink, "Service has no ExecStart=, ExecStop=, or SuccessAction=. Refusing.");
 	if (s->type != KEEL_SERVICE_ONESHOT && !s->exec[KEEL_EXEC_START])
 		return refuse(u, sink, "Service has no ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.");
-	if (!s->remain_after_exit && !s->exec[KEEL_EXEC_START])
+	if (!s->remain_after_exit && !s->exec[KEEL_EXEC_START] && !success_action)
 		return refuse(u, sink, "Service has no ExecStart= and no SuccessAction= settings and does not have RemainAfterExit=yes set. Refusing.");
 	if (s->type != KEEL_SERVICE_ONESHOT && s->exec[KEEL_EXEC_START]->next)
 		return refuse(u, sink, "Service has more than one ExecStart= setting, which is only allowed for Type=oneshot services. Refusing.");

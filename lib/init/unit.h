@@ -81,6 +81,22 @@ struct keel_dep {
 	uint8_t origin;   /* enum keel_dep_origin */
 };
 
+/* SuccessAction=/FailureAction= (systemd.unit(5)): what the manager does when the unit ends. */
+enum keel_emergency_action {
+	KEEL_ACTION_NONE, KEEL_ACTION_REBOOT, KEEL_ACTION_REBOOT_FORCE, KEEL_ACTION_REBOOT_IMMEDIATE,
+	KEEL_ACTION_POWEROFF, KEEL_ACTION_POWEROFF_FORCE, KEEL_ACTION_POWEROFF_IMMEDIATE,
+	KEEL_ACTION_EXIT, KEEL_ACTION_EXIT_FORCE, KEEL_ACTION_KEXEC, KEEL_ACTION_KEXEC_FORCE,
+	KEEL_ACTION_HALT, KEEL_ACTION_HALT_FORCE, KEEL_ACTION_HALT_IMMEDIATE, KEEL_ACTION_MAX,
+};
+const char *keel_emergency_action_to_string(enum keel_emergency_action a);
+
+/* OnFailureJobMode= (systemctl(1) --job-mode). */
+enum keel_job_mode {
+	KEEL_JOB_FAIL, KEEL_JOB_REPLACE, KEEL_JOB_REPLACE_IRREVERSIBLY, KEEL_JOB_ISOLATE,
+	KEEL_JOB_FLUSH, KEEL_JOB_IGNORE_DEPENDENCIES, KEEL_JOB_IGNORE_REQUIREMENTS, KEEL_JOB_MODE_MAX,
+};
+const char *keel_job_mode_to_string(enum keel_job_mode m);
+
 /* Condition*= and Assert*= (systemd.unit(5) "Conditions and Asserts"). */
 enum keel_condition_kind {
 	KEEL_COND_ARCHITECTURE, KEEL_COND_FIRMWARE, KEEL_COND_VIRTUALIZATION, KEEL_COND_HOST,
@@ -275,13 +291,15 @@ struct keel_service {
 
 enum keel_listen_kind {
 	KEEL_LISTEN_STREAM, KEEL_LISTEN_DATAGRAM, KEEL_LISTEN_SEQPACKET, KEEL_LISTEN_FIFO,
-	KEEL_LISTEN_SPECIAL, KEEL_LISTEN_MESSAGE_QUEUE, KEEL_LISTEN_KIND_MAX,
+	KEEL_LISTEN_SPECIAL, KEEL_LISTEN_MESSAGE_QUEUE, KEEL_LISTEN_NETLINK, KEEL_LISTEN_KIND_MAX,
 };
 const char *keel_listen_kind_to_string(enum keel_listen_kind k); /* "ListenStream" ... */
 
 struct keel_listen {
 	struct keel_sockaddr addr; /* sockets only */
 	const char *path;          /* unix socket path ("@name" abstract), FIFO or special file */
+	uint32_t netlink_group;    /* ListenNetlink= */
+	uint16_t netlink_family;   /* NETLINK_* */
 	uint8_t kind;              /* enum keel_listen_kind */
 };
 
@@ -347,6 +365,7 @@ struct keel_unit {
 	const char **dropin_paths;     /* in the order they were applied */
 	const char *description;
 	const char **documentation;
+	const char **requires_mounts_for; /* absolute paths (keel-init leaves mounts to the host) */
 	struct keel_dep *deps;
 	struct keel_condition *conditions; /* Condition*= and Assert*= (KEEL_COND_ASSERT) */
 	struct keel_xentry *xentries;
@@ -357,6 +376,9 @@ struct keel_unit {
 	uint32_t n_deps, n_conditions, n_xentries;
 	uint32_t start_limit_burst;     /* 5 */
 	int load_error;                 /* -errno for KEEL_LOAD_ERROR / BAD_SETTING */
+	int16_t success_action_exit_status, failure_action_exit_status; /* -1: unset */
+	uint8_t success_action, failure_action; /* enum keel_emergency_action */
+	uint8_t on_failure_job_mode;    /* enum keel_job_mode, replace */
 	uint8_t type;                   /* enum keel_unit_type */
 	uint8_t load_state;             /* enum keel_load_state */
 	bool default_dependencies : 1;  /* yes */
@@ -365,7 +387,6 @@ struct keel_unit {
 	bool stop_when_unneeded : 1;
 	bool allow_isolate : 1;
 	bool ignore_on_isolate : 1;
-	bool deprecated_specifier_warned : 1;
 	/* the type's own settings follow in the same allocation; use keel_unit_service() & co. */
 };
 

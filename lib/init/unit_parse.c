@@ -39,17 +39,16 @@ int keel__expand(struct keel__pctx *c, enum keel_spec_table table, const char *t
 	};
 	bool deprecated = false;
 	int r = keel_specifier_expand(&ctx, table, text, max, ret, &deprecated);
-	if (r == 0 && deprecated && !c->u->deprecated_specifier_warned) {
-		c->u->deprecated_specifier_warned = true;
+	if (deprecated) {
+		/* systemd warns each time one of these is resolved */
 		for (const char *p = text; *p; p++) {
-			if (p[0] == '%' && p[1] == '%') {
-				p++;
-			} else if (p[0] == '%' && p[1] && strchr("crR", p[1])) {
+			if (p[0] != '%' || !p[1])
+				continue;
+			if (strchr("crR", p[1]))
 				keel__uwarn(c->u, c->sink, KEEL_DIAG_WARNING,
 					    "Specifier '%%%c' used in unit configuration, which is deprecated. Please update your unit file, as it does not work as intended.",
 					    p[1]);
-				break;
-			}
+			p++;
 		}
 	}
 	return r;
@@ -432,6 +431,49 @@ int keel__parse_job_timeout(struct keel__pctx *c, const char *v, void *data, int
 	return 0;
 }
 
+int keel__parse_emergency_action(struct keel__pctx *c, const char *v, void *data, int ltype)
+{
+	for (int i = 0; i < KEEL_ACTION_MAX; i++) {
+		if (strcmp(v, keel_emergency_action_to_string((enum keel_emergency_action)i)) == 0) {
+			*(uint8_t *)data = (uint8_t)i;
+			return 0;
+		}
+	}
+	keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse %s=, ignoring: %s", c->key, v);
+	return 0;
+}
+
+int keel__parse_exit_code(struct keel__pctx *c, const char *v, void *data, int ltype)
+{
+	int16_t *code = data;
+	if (!*v) {
+		*code = -1;
+		return 0;
+	}
+	uint64_t n;
+	int r = keel_safe_atou64(v, &n);
+	if (r == 0 && n > 255)
+		r = -ERANGE;
+	if (r < 0) {
+		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse exit status '%s', ignoring: %s", v, strerror(-r));
+		return 0;
+	}
+	*code = (int16_t)n;
+	return 0;
+}
+
+int keel__parse_job_mode(struct keel__pctx *c, const char *v, void *data, int ltype)
+{
+	for (int i = 0; i < KEEL_JOB_MODE_MAX; i++) {
+		if (strcmp(v, keel_job_mode_to_string((enum keel_job_mode)i)) == 0) {
+			*(uint8_t *)data = (uint8_t)i;
+			return 0;
+		}
+	}
+	keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse job mode, ignoring: %s", v);
+	return 0;
+}
+
 int keel__parse_install_strv(struct keel__pctx *c, const char *v, void *data, int ltype)
 {
 	const char ***list = data;
@@ -493,6 +535,8 @@ int keel__parse_path_strv(struct keel__pctx *c, const char *v, void *data, int l
 		keel_free(word);
 		if (keel__path_check(c, k, true, false) < 0) {
 			keel_free(k);
+			if (ltype)
+				return 0; /* Symlinks= drops the rest of the line, RequiresMountsFor= not */
 			continue;
 		}
 		r = keel_pool_strv_add(c->u->pool, list, k);

@@ -10,6 +10,49 @@
 
 bool keel__fdname_is_valid(const char *s);
 
+/* NETLINK_* numbers by name (linux/netlink.h), as systemd's netlink_family table has them. */
+static const struct {
+	const char *name;
+	uint16_t family;
+} netlink_families[] = {
+	{"route", 0}, {"firewall", 3}, {"inet-diag", 4}, {"nflog", 5}, {"xfrm", 6},
+	{"selinux", 7}, {"iscsi", 8}, {"audit", 9}, {"fib-lookup", 10}, {"connector", 11},
+	{"netfilter", 12}, {"ip6-fw", 13}, {"dnrtmsg", 14}, {"kobject-uevent", 15},
+	{"generic", 16}, {"scsitransport", 18}, {"ecryptfs", 19}, {"rdma", 20}, {"crypto", 21},
+	{"smc", 22},
+};
+
+/* "FAMILY [GROUP]" */
+static int parse_netlink(const char *s, struct keel_listen *l)
+{
+	char *word;
+	int r = keel_extract_word(&s, &word, NULL, 0);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		return -EINVAL;
+	int family = -1;
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(netlink_families); i++)
+		if (strcmp(word, netlink_families[i].name) == 0)
+			family = netlink_families[i].family;
+	if (family < 0) {
+		uint64_t n;
+		if (keel_safe_atou64(word, &n) == 0 && n <= 31)
+			family = (int)n;
+	}
+	keel_free(word);
+	if (family < 0)
+		return -EINVAL;
+	uint64_t group = 0;
+	if (s && *s && (r = keel_safe_atou64(s, &group)) < 0)
+		return r;
+	if (group > UINT32_MAX)
+		return -ERANGE;
+	l->netlink_family = (uint16_t)family;
+	l->netlink_group = (uint32_t)group;
+	return 0;
+}
+
 int keel__parse_listen(struct keel__pctx *c, const char *v, void *data, int ltype)
 {
 	struct keel_socket *s = data;
@@ -34,7 +77,20 @@ int keel__parse_listen(struct keel__pctx *c, const char *v, void *data, int ltyp
 	bool is_socket = ltype == KEEL_LISTEN_STREAM || ltype == KEEL_LISTEN_DATAGRAM ||
 			 ltype == KEEL_LISTEN_SEQPACKET;
 	bool has_path;
-	if (is_socket) {
+	if (ltype == KEEL_LISTEN_NETLINK) {
+		r = parse_netlink(k, &l);
+		if (r == -ENOMEM) {
+			keel_free(k);
+			return r;
+		}
+		if (r < 0) {
+			keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse address value in '%s', ignoring: %s", k,
+				    strerror(-r));
+			keel_free(k);
+			return 0;
+		}
+		has_path = false;
+	} else if (is_socket) {
 		r = keel_sockaddr_parse(k, &l.addr);
 		if (r == -EAFNOSUPPORT) {
 			keel__pwarn(c, KEEL_DIAG_NOTICE, "%s= address family is not supported by keel-init, ignoring: %s",

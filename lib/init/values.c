@@ -724,10 +724,12 @@ bool keel_filename_is_valid(const char *p)
 	return strlen(p) <= NAME_MAX;
 }
 
+/* systemd's parse_ip_port(): no leading whitespace or zero, 1-65535. */
 static int parse_port(const char *s, uint16_t *ret)
 {
 	uint64_t v;
-	if (!*s || s[0] == ' ' || s[0] == '\t' || s[0] == '+' || s[0] == '-')
+	const char *d = s[0] == '+' ? s + 1 : s;
+	if (!*s || s[0] == ' ' || s[0] == '\t' || s[0] == '-' || (d[0] == '0' && d[1]))
 		return -EINVAL;
 	int r = keel_safe_atou64(s, &v);
 	if (r < 0)
@@ -746,7 +748,7 @@ int keel_sockaddr_parse(const char *s, struct keel_sockaddr *ret)
 	if (s[0] == '/' || s[0] == '@') {
 		/* sun_path is 108 bytes with its NUL; an abstract name also loses its NUL byte. */
 		if (strlen(s) >= 108)
-			return -EINVAL;
+			return -ENAMETOOLONG;
 		a.kind = s[0] == '/' ? KEEL_SOCKADDR_UNIX : KEEL_SOCKADDR_ABSTRACT;
 		*ret = a;
 		return 0;
