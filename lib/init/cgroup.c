@@ -445,11 +445,47 @@ static void apply(struct keel_cg *cg, const char *unit, const struct keel_cgroup
 	}
 }
 
-int keel_cg_create(struct keel_cg *cg, const char *unit, const struct keel_cgroup_ctx *res,
+unsigned keel_cg_mask(const struct keel_cg *cg, const struct keel_cgroup_ctx *res)
+{
+	unsigned want = 0, mask = 0;
+	if (res) {
+		if (res->memory_max.kind != KEEL_LIMIT_UNSET || res->memory_limit.kind != KEEL_LIMIT_UNSET ||
+		    res->memory_high.kind == KEEL_LIMIT_VALUE || res->memory_high.kind == KEEL_LIMIT_PERMYRIAD)
+			want |= KEEL_CGC_MEMORY;
+		if (res->tasks_max.kind != KEEL_LIMIT_UNSET)
+			want |= KEEL_CGC_PIDS;
+		if (res->cpu_quota_per_sec_usec != KEEL_USEC_INFINITY || res->cpu_weight != KEEL_CGROUP_WEIGHT_UNSET ||
+		    res->cpu_shares != KEEL_CGROUP_WEIGHT_UNSET)
+			want |= KEEL_CGC_CPU;
+		if (res->io_weight != KEEL_CGROUP_WEIGHT_UNSET || res->blockio_weight != KEEL_CGROUP_WEIGHT_UNSET)
+			want |= KEEL_CGC_IO | KEEL_CGC_BLKIO;
+	}
+	for (unsigned i = 0; i < cg->n; i++) {
+		if (!cg->h[i].join)
+			continue;
+		if ((int)i == cg->track || (cg->h[i].ctrls & want))
+			mask |= 1u << i;
+	}
+	return mask;
+}
+
+int keel_cg_open_dir(struct keel_cg *cg, const char *unit)
+{
+	if (cg->track < 0 || !cg->h[cg->track].v2)
+		return -ENOENT;
+	char path[4096];
+	int r = unit_dir(&cg->h[cg->track], unit, path, sizeof(path));
+	if (r < 0)
+		return r;
+	int fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int keel_cg_create(struct keel_cg *cg, const char *unit, unsigned mask, const struct keel_cgroup_ctx *res,
 		   void (*warn)(void *ud, const char *msg), void *ud)
 {
 	for (unsigned i = 0; i < cg->n; i++) {
-		if (!cg->h[i].join)
+		if (!cg->h[i].join || !(mask & (1u << i)))
 			continue;
 		char path[4096];
 		int r = unit_dir(&cg->h[i], unit, path, sizeof(path));
@@ -463,11 +499,11 @@ int keel_cg_create(struct keel_cg *cg, const char *unit, const struct keel_cgrou
 	return 0;
 }
 
-int keel_cg_open_procs(struct keel_cg *cg, const char *unit, int fds[KEEL_CG_MAX_JOIN])
+int keel_cg_open_procs(struct keel_cg *cg, const char *unit, unsigned mask, int fds[KEEL_CG_MAX_JOIN])
 {
 	int n = 0;
 	for (unsigned i = 0; i < cg->n; i++) {
-		if (!cg->h[i].join)
+		if (!cg->h[i].join || !(mask & (1u << i)))
 			continue;
 		char path[4096];
 		int r = unit_dir(&cg->h[i], unit, path, sizeof(path));

@@ -60,13 +60,23 @@ int keel_cg_open(const char *root, struct keel_cg **ret, struct keel_err *err) K
 /* Removes <own>/<root> where it is empty; accepts NULL. */
 void keel_cg_free(struct keel_cg *cg);
 
-/* Create the unit's cgroups and apply its resource settings (values a hierarchy cannot take are
- * reported to warn() and skipped). 0 or -errno when a cgroup could not be made. */
-int keel_cg_create(struct keel_cg *cg, const char *unit, const struct keel_cgroup_ctx *res,
+/* The hierarchies (bit i = cg->h[i]) a unit with these settings joins: the tracking one, and a
+ * v1 controller's only when a setting needs it. Moving a process between cgroups costs an RCU
+ * grace period on v1 (cgroup_threadgroup_rwsem), several milliseconds each, so units without
+ * resource settings join only the tracking hierarchy - where, on cgroup2, processes are born
+ * with clone3(CLONE_INTO_CGROUP) and never move at all. */
+unsigned keel_cg_mask(const struct keel_cg *cg, const struct keel_cgroup_ctx *res);
+/* Create the unit's cgroups in the hierarchies of mask and apply its resource settings (values
+ * a hierarchy cannot take are reported to warn() and skipped). 0 or -errno when a cgroup could
+ * not be made. */
+int keel_cg_create(struct keel_cg *cg, const char *unit, unsigned mask, const struct keel_cgroup_ctx *res,
 		   void (*warn)(void *ud, const char *msg), void *ud) KEEL_WUR;
-/* Open the cgroup.procs files a new process of unit writes "0" to (O_WRONLY|O_CLOEXEC).
- * Returns the number of fds (close them after the spawn) or -errno. */
-int keel_cg_open_procs(struct keel_cg *cg, const char *unit, int fds[KEEL_CG_MAX_JOIN]) KEEL_WUR;
+/* Open the cgroup.procs files of the hierarchies in mask that a new process of unit writes "0"
+ * to (O_WRONLY|O_CLOEXEC). Returns the number of fds (close them after the spawn) or -errno. */
+int keel_cg_open_procs(struct keel_cg *cg, const char *unit, unsigned mask, int fds[KEEL_CG_MAX_JOIN]) KEEL_WUR;
+/* The unit's cgroup2 directory (O_PATH) for clone3(CLONE_INTO_CGROUP), or -ENOENT when the
+ * tracking hierarchy is not cgroup2. */
+int keel_cg_open_dir(struct keel_cg *cg, const char *unit) KEEL_WUR;
 /* The processes of the unit (tracking hierarchy), as a new array. 0 or -errno (ENOENT: no
  * cgroup). */
 int keel_cg_pids(struct keel_cg *cg, const char *unit, pid_t **ret, size_t *n) KEEL_WUR;

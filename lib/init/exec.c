@@ -11,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <linux/sched.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -56,6 +57,7 @@ const char *keel_spawn_step_name(int step)
 struct child_args {
 	const struct keel_spawn *sp;
 	int err_fd;
+	bool born_in_cgroup; /* clone3(CLONE_INTO_CGROUP) put it there */
 };
 
 /* Everything below runs in the child between clone() and execve(): system calls only, no
@@ -108,6 +110,12 @@ static int child_main(void *arg)
 	for (int i = 0; i < sp->n_cg_fds; i++)
 		if (write(sp->cg_fds[i], "0", 1) < 0)
 			child_fail(err_fd, KEEL_EXIT_CGROUP, errno);
+	if (sp->cgroup_fd >= 0 && !a->born_in_cgroup) {
+		int fd = openat(sp->cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || write(fd, "0", 1) < 0)
+			child_fail(err_fd, KEEL_EXIT_CGROUP, errno);
+		close(fd);
+	}
 
 	/* Move every fd we hand on above the range they go to, so that dup2() into place cannot
 	 * clobber one not placed yet. */
@@ -198,7 +206,28 @@ int keel_spawn_run(const struct keel_spawn *sp, pid_t *ret_pid, struct keel_spaw
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
 	struct child_args a = {.sp = sp, .err_fd = p[1]};
-	pid_t pid;
+	pid_t pid = -1;
+	static bool no_clone3;
+	if (sp->cgroup_fd >= 0 && !no_clone3) {
+		/* Born in its cgroup: no migration (an RCU grace period on every move). */
+		struct clone_args ca = {.flags = CLONE_INTO_CGROUP | CLONE_VFORK, .exit_signal = SIGCHLD,
+					.cgroup = (uint64_t)sp->cgroup_fd};
+		a.born_in_cgroup = true;
+		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
+		if (pid == 0)
+			_exit(child_main(&a));
+		a.born_in_cgroup = false;
+		if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL))
+			no_clone3 = true;
+		if (pid < 0 && !no_clone3) {
+			int e = errno;
+			close(p[0]);
+			close(p[1]);
+			return -e;
+		}
+		if (pid > 0)
+			goto spawned;
+	}
 #ifdef KEEL_SPAWN_FORK
 	pid = fork();
 	if (pid == 0)
@@ -215,6 +244,7 @@ int keel_spawn_run(const struct keel_spawn *sp, pid_t *ret_pid, struct keel_spaw
 	}
 	pid = clone(child_main, (char *)child_stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
 #endif
+spawned:;
 	int e = errno;
 	close(p[1]);
 	if (pid < 0) {

@@ -37,6 +37,8 @@ struct keel_spawn {
 	int n_pass_fds;
 	const int *cg_fds;       /* cgroup.procs files to write "0" to */
 	int n_cg_fds;
+	int cgroup_fd;           /* a cgroup2 directory to be born in (clone3 CLONE_INTO_CGROUP);
+				    -1: none */
 	bool set_creds;
 	uid_t uid;
 	gid_t gid;
@@ -60,7 +62,8 @@ struct keel_spawn_error {
 	int err;  /* errno */
 };
 
-/* Start the process. Returns 0 with *ret_pid set (and *ret_err zeroed) once it runs the new
+/* Start the process. With cgroup_fd the child is made by clone3(CLONE_INTO_CGROUP|CLONE_VFORK)
+ * (a copy-on-write child; keel-init's memory is small), else by clone(CLONE_VM|CLONE_VFORK). Returns 0 with *ret_pid set (and *ret_err zeroed) once it runs the new
  * program, or when it failed in setup: then ret_err says where, and the child has exited with
  * that status (to be reaped like any other). -errno when no child could be made. */
 int keel_spawn_run(const struct keel_spawn *sp, pid_t *ret_pid, struct keel_spawn_error *ret_err) KEEL_WUR;

@@ -627,7 +627,8 @@ int unit_cgroup_realize(struct mu *mu)
 	if (mu->cgroup_made || m->cg->mode == KEEL_CG_NONE)
 		return 0;
 	const struct keel_service *s = keel_unit_service_c(mu->u);
-	int r = keel_cg_create(m->cg, mu->id, s ? &s->cgroup : NULL, cg_warn, mu);
+	mu->cg_mask = keel_cg_mask(m->cg, s ? &s->cgroup : NULL);
+	int r = keel_cg_create(m->cg, mu->id, mu->cg_mask, s ? &s->cgroup : NULL, cg_warn, mu);
 	if (r < 0)
 		return r;
 	mu->cgroup_made = true;

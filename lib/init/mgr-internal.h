@@ -143,6 +143,7 @@ struct mu {
 	bool want_empty_check;     /* waiting for its cgroup to empty */
 	bool cond_result, assert_result;
 	bool cgroup_made;
+	unsigned cg_mask;          /* hierarchies the unit's cgroup exists in */
 	bool gc_when_dead;         /* an Accept=yes instance: freed once inactive */
 	int tr_idx;                /* index in the transaction being built, -1 */
 	uint32_t tr_mark;

@@ -331,7 +331,7 @@ int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_
 	int cg_fds[KEEL_CG_MAX_JOIN];
 	int n_cg = 0;
 	int r = 0;
-	struct keel_spawn sp = {.stdio = {-1, -1, -1}, .umask = ctx->umask};
+	struct keel_spawn sp = {.stdio = {-1, -1, -1}, .umask = ctx->umask, .cgroup_fd = -1};
 	gid_t groups[64];
 	const char *home = NULL;
 
@@ -443,8 +443,16 @@ int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_
 	sp.envp = env;
 	sp.pass_fds = pass;
 	sp.n_pass_fds = n_pass;
+	sp.cgroup_fd = -1;
 	if (mu->cgroup_made) {
-		n_cg = keel_cg_open_procs(m->cg, mu->id, cg_fds);
+		unsigned mask = mu->cg_mask;
+		int dfd = keel_cg_open_dir(m->cg, mu->id);
+		if (dfd >= 0) {
+			sp.cgroup_fd = dfd;
+			keep(&fds, dfd);
+			mask &= ~(1u << m->cg->track);
+		}
+		n_cg = keel_cg_open_procs(m->cg, mu->id, mask, cg_fds);
 		if (n_cg < 0) {
 			unit_log(mu, 4, "Failed to open the unit's cgroup: %s", strerror(-n_cg));
 			n_cg = 0;
