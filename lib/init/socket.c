@@ -154,6 +154,14 @@ static int open_listen(struct mu *mu, const struct keel_listen *l)
 		close(fd);
 		return e;
 	}
+	/* Services get the listening socket blocking, as from systemd; keel-init accepts itself
+	 * (Accept=yes) only on non-blocking ones, so a connection gone before accept() cannot
+	 * block its loop. */
+	if (!so->accept) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
 	return fd;
 }
 
