@@ -35,6 +35,7 @@ static void usage(FILE *f)
 		   "  --log-dir DIR          Unit output, one file per unit (default /var/log/keel)\n"
 		   "  --cgroup-root NAME     Units' cgroups go under NAME (default keel.slice)\n"
 		   "  --config-dir DIR       Where enable/disable/mask write links\n"
+		   "  --cgroup-v1            Ignore cgroup2 (run a hybrid host as cgroup v1)\n"
 		   "  --log-level LEVEL      debug, info (default), warn, error\n"
 		   "  -h --help              Show this help\n");
 }
@@ -114,7 +115,7 @@ int main(int argc, char **argv)
 	bool boot = true;
 	enum keel_log_level level = KEEL_LOG_INFO;
 	enum { O_UNIT_PATH = 256, O_NO_DEFAULT, O_SYSTEMD, O_TARGET, O_NO_BOOT, O_RUNTIME, O_LOGDIR, O_CGROOT,
-	       O_CONFIG, O_LEVEL };
+	       O_CONFIG, O_LEVEL, O_CGV1 };
 	static const struct option opts[] = {
 		{"unit-path", required_argument, NULL, O_UNIT_PATH},
 		{"no-default-paths", no_argument, NULL, O_NO_DEFAULT},
@@ -125,6 +126,7 @@ int main(int argc, char **argv)
 		{"log-dir", required_argument, NULL, O_LOGDIR},
 		{"cgroup-root", required_argument, NULL, O_CGROOT},
 		{"config-dir", required_argument, NULL, O_CONFIG},
+		{"cgroup-v1", no_argument, NULL, O_CGV1},
 		{"log-level", required_argument, NULL, O_LEVEL},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -144,6 +146,7 @@ int main(int argc, char **argv)
 		case O_LOGDIR: cfg.log_dir = optarg; break;
 		case O_CGROOT: cfg.cgroup_root = optarg; break;
 		case O_CONFIG: cfg.config_dir = optarg; break;
+		case O_CGV1: cfg.cgroup_v1_only = true; break;
 		case O_LEVEL:
 			if (keel_log_parse_level(optarg, &level) < 0) {
 				fprintf(stderr, "keel-init: invalid --log-level: %s\n", optarg);

@@ -76,6 +76,7 @@ static int own_path(const char *key, bool v2, char *out, size_t size)
 		char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
 		if (!c2)
 			continue;
+		*c1 = '\0';
 		*c2 = '\0';
 		const char *list = c1 + 1, *path = c2 + 1;
 		bool match = false;
@@ -149,6 +150,11 @@ static unsigned v2_enable(const char *mount, const char *own, const char *base)
 
 int keel_cg_open(const char *root, struct keel_cg **ret, struct keel_err *err)
 {
+	return keel_cg_open_v1(root, false, ret, err);
+}
+
+int keel_cg_open_v1(const char *root, bool v1_only, struct keel_cg **ret, struct keel_err *err)
+{
 	struct keel_cg *cg = keel_calloc(1, sizeof(*cg));
 	if (!cg || !(cg->root = keel_strdup(root))) {
 		keel_free(cg);
@@ -180,7 +186,7 @@ int keel_cg_open(const char *root, struct keel_cg **ret, struct keel_err *err)
 		struct keel_cg_hier *h = &cg->h[cg->n];
 		char own[4096];
 		if (strcmp(fstype, "cgroup2") == 0) {
-			if (have_v2 || own_path(NULL, true, own, sizeof(own)) < 0)
+			if (have_v2 || v1_only || own_path(NULL, true, own, sizeof(own)) < 0)
 				continue;
 			have_v2 = true;
 			h->v2 = true;
@@ -666,11 +672,11 @@ static int rmdir_tree(const char *path)
 	return 0;
 }
 
-int keel_cg_remove(struct keel_cg *cg, const char *unit)
+int keel_cg_remove(struct keel_cg *cg, const char *unit, unsigned mask)
 {
 	int ret = 0;
 	for (unsigned i = 0; i < cg->n; i++) {
-		if (!cg->h[i].join)
+		if (!cg->h[i].join || !(mask & (1u << i)))
 			continue;
 		char path[4096];
 		if (unit_dir(&cg->h[i], unit, path, sizeof(path)) < 0)

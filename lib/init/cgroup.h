@@ -57,6 +57,8 @@ struct keel_cg {
  * units join. With no cgroup mounted at all the mode is NONE and every other call is a no-op
  * (processes are then tracked by PID only). 0, -ENOMEM, or -errno (reported in err). */
 int keel_cg_open(const char *root, struct keel_cg **ret, struct keel_err *err) KEEL_WUR;
+/* The same, leaving cgroup2 out (a hybrid machine then runs as pure v1: tests of the v1 path). */
+int keel_cg_open_v1(const char *root, bool v1_only, struct keel_cg **ret, struct keel_err *err) KEEL_WUR;
 /* Removes <own>/<root> where it is empty; accepts NULL. */
 void keel_cg_free(struct keel_cg *cg);
 
@@ -86,8 +88,9 @@ bool keel_cg_is_empty(struct keel_cg *cg, const char *unit);
  * process shows up; SIGCONT follows other signals than SIGKILL/SIGCONT when `cont`. Returns the
  * number of processes signalled, or -errno. */
 int keel_cg_kill(struct keel_cg *cg, const char *unit, int sig, pid_t except, bool cont);
-/* Remove the unit's cgroups (and any it made below). 0 or -EBUSY when processes remain. */
-int keel_cg_remove(struct keel_cg *cg, const char *unit);
+/* Remove the unit's cgroups in the hierarchies of mask (and any it made below). 0 or -EBUSY
+ * when processes remain. */
+int keel_cg_remove(struct keel_cg *cg, const char *unit, unsigned mask);
 /* The tracking hierarchy's cgroup.events of unit, for an inotify watch (v2 only); NULL when
  * there is none. A static buffer. */
 const char *keel_cg_events_path(struct keel_cg *cg, const char *unit, char *buf, size_t size);

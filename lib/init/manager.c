@@ -658,7 +658,7 @@ void unit_cgroup_release(struct mu *mu)
 		keel_hmap_del_int(&m->wds, mu->inotify_wd);
 		mu->inotify_wd = -1;
 	}
-	if (keel_cg_remove(m->cg, mu->id) == 0)
+	if (keel_cg_remove(m->cg, mu->id, mu->cg_mask) == 0)
 		mu->cgroup_made = false;
 }
 
@@ -969,7 +969,7 @@ int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct k
 			goto fail;
 		}
 	}
-	if ((r = keel_cg_open(cfg->cgroup_root ? cfg->cgroup_root : "keel.slice", &m->cg, err)) < 0)
+	if ((r = keel_cg_open_v1(cfg->cgroup_root ? cfg->cgroup_root : "keel.slice", cfg->cgroup_v1_only, &m->cg, err)) < 0)
 		goto fail;
 	if (sink && sink->ops) {
 		m->sink = *sink;

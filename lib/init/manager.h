@@ -26,6 +26,7 @@ struct keel_mgr_config {
 	const char *config_dir;          /* where enable/mask write links: first of unit_path or
 					    /etc/keel/system */
 	bool pid1;
+	bool cgroup_v1_only;             /* ignore cgroup2 (exercise the v1 path on a hybrid host) */
 };
 
 /* Load the default target's graph later with keel_mgr_boot(). The logsink is taken over (freed

@@ -28,8 +28,8 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="keel-init tests need 
 def init(build_dir, tmp_path, daemons):
     made = []
 
-    def make(pid1=False):
-        k = KeelInit(build_dir, tmp_path / f"k{len(made)}", daemons, pid1=pid1)
+    def make(pid1=False, cgroup_v1=False):
+        k = KeelInit(build_dir, tmp_path / f"k{len(made)}", daemons, pid1=pid1, cgroup_v1=cgroup_v1)
         made.append(k)
         return k
 
@@ -146,6 +146,7 @@ def test_missing_binary_gives_failed_state_and_message(init):
     assert "Failed at step EXEC spawning /nonexistent/ghostd: No such file or directory" in st.stdout
     assert k.ctl("is-failed", "ghost.service").returncode == 0
     assert k.ctl("start", "fine.service").returncode == 0
+    assert "cgroup_mode" in k.call({"method": "ping"})
     assert k.ctl("is-active", "fine.service").returncode == 0
     nf = k.ctl("start", "nosuch.service")
     assert nf.returncode == 5 and "Unit nosuch.service not found." in nf.stderr
@@ -192,8 +193,9 @@ def test_start_limit_stops_a_crash_loop(init):
     assert k.state("crash.service")[0] == "inactive"
 
 
-def test_stop_timeout_kills_a_service_ignoring_sigterm(init):
-    k = init()
+@pytest.mark.parametrize("cgroups", ["v2-tracking", "v1-only"])
+def test_stop_timeout_kills_a_service_ignoring_sigterm(init, cgroups):
+    k = init(cgroup_v1=cgroups == "v1-only")
     k.unit("stubborn.service",
            "[Service]\nExecStart=/usr/bin/python3 -c 'import signal,time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
            "print(\"up\", flush=True); time.sleep(1000)'\nTimeoutStopSec=1\n")
@@ -211,8 +213,9 @@ def test_stop_timeout_kills_a_service_ignoring_sigterm(init):
     assert k.prop("stubborn.service", "Result") == "timeout"
 
 
-def test_forking_daemon_tracked_through_pidfile(init, tmp_path):
-    k = init()
+@pytest.mark.parametrize("cgroups", ["v2-tracking", "v1-only"])
+def test_forking_daemon_tracked_through_pidfile(init, tmp_path, cgroups):
+    k = init(cgroup_v1=cgroups == "v1-only")
     pidfile = tmp_path / "forky.pid"
     k.unit("forky.service", f"[Service]\nType=forking\nPIDFile={pidfile}\n"
                             f"ExecStart=/bin/sh -c 'sleep 1000 & echo $! > {pidfile}'\n")
@@ -273,8 +276,9 @@ def test_service_output_environment_and_exec_prefixes(init, tmp_path):
 
 # -- cgroups -------------------------------------------------------------------------
 
-def test_tasks_max_contains_a_fork_bomb(init, tmp_path):
-    k = init()
+@pytest.mark.parametrize("cgroups", ["v2-tracking", "v1-only"])
+def test_tasks_max_contains_a_fork_bomb(init, tmp_path, cgroups):
+    k = init(cgroup_v1=cgroups == "v1-only")
     bomb = tmp_path / "bomb.py"
     # forks for ever; a fork refused by the pids controller is retried
     bomb.write_text("import os, time\n"

@@ -83,7 +83,7 @@ def sweep_cgroups(root: str) -> list[int]:
 
 
 class KeelInit:
-    def __init__(self, build_dir: Path, tmp_path: Path, daemons, *, pid1: bool = False):
+    def __init__(self, build_dir: Path, tmp_path: Path, daemons, *, pid1: bool = False, cgroup_v1: bool = False):
         self.bin = Path(build_dir) / "cmd" / "keel-init" / "keel-init"
         self.keelctl_bin = Path(build_dir) / "cmd" / "keelctl" / "keelctl"
         self.dir = tmp_path
@@ -96,6 +96,7 @@ class KeelInit:
         self.cg_root = f"keel-test-{os.getpid()}-{next(_COUNTER)}.slice"
         self.daemons = daemons
         self.pid1 = pid1
+        self.cgroup_v1 = cgroup_v1
         self.daemon = None
 
     # -- files ---------------------------------------------------------------
@@ -117,6 +118,8 @@ class KeelInit:
                 "--runtime-dir", str(self.run_dir), "--log-dir", str(self.log_dir),
                 "--cgroup-root", self.cg_root, "--log-level", "debug", *extra]
         argv += ["--default-target", target] if target else ["--no-boot"]
+        if self.cgroup_v1:
+            argv.append("--cgroup-v1")
         if self.pid1:
             argv = ["unshare", "-fp", "--mount-proc", "--kill-child=SIGKILL"] + argv
         name = f"keel-init-{next(_COUNTER)}"
