@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -18,14 +17,6 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "init/words.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define KEEL_SPAWN_FORK 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define KEEL_SPAWN_FORK 1
-#endif
-#endif
 
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
@@ -193,12 +184,7 @@ static int child_main(void *arg)
 	child_fail(err_fd, KEEL_EXIT_EXEC, errno);
 }
 
-#ifndef KEEL_SPAWN_FORK
-#define CHILD_STACK (64 * 1024)
-static void *child_stack;
-#endif
-
-int keel_spawn_run(const struct keel_spawn *sp, pid_t *ret_pid, struct keel_spawn_error *ret_err)
+int keel_spawn_start(const struct keel_spawn *sp, pid_t *ret_pid, int *ret_err_fd)
 {
 	if (sp->n_pass_fds > KEEL_SPAWN_MAX_FDS)
 		return -E2BIG;
@@ -209,9 +195,7 @@ int keel_spawn_run(const struct keel_spawn *sp, pid_t *ret_pid, struct keel_spaw
 	pid_t pid = -1;
 	static bool no_clone3;
 	if (sp->cgroup_fd >= 0 && !no_clone3) {
-		/* Born in its cgroup: no migration (an RCU grace period on every move). */
-		struct clone_args ca = {.flags = CLONE_INTO_CGROUP | CLONE_VFORK, .exit_signal = SIGCHLD,
-					.cgroup = (uint64_t)sp->cgroup_fd};
+		struct clone_args ca = {.flags = CLONE_INTO_CGROUP, .exit_signal = SIGCHLD, .cgroup = (uint64_t)sp->cgroup_fd};
 		a.born_in_cgroup = true;
 		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 		if (pid == 0)
@@ -219,48 +203,21 @@ int keel_spawn_run(const struct keel_spawn *sp, pid_t *ret_pid, struct keel_spaw
 		a.born_in_cgroup = false;
 		if (pid < 0 && (errno == ENOSYS || errno == E2BIG || errno == EINVAL))
 			no_clone3 = true;
-		if (pid < 0 && !no_clone3) {
-			int e = errno;
-			close(p[0]);
-			close(p[1]);
-			return -e;
-		}
-		if (pid > 0)
-			goto spawned;
 	}
-#ifdef KEEL_SPAWN_FORK
-	pid = fork();
-	if (pid == 0)
-		_exit(child_main(&a));
-#else
-	if (!child_stack) {
-		child_stack = mmap(NULL, CHILD_STACK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-		if (child_stack == MAP_FAILED) {
-			child_stack = NULL;
-			close(p[0]);
-			close(p[1]);
-			return -ENOMEM;
-		}
+	if (pid < 0) {
+		pid = fork();
+		if (pid == 0)
+			_exit(child_main(&a));
 	}
-	pid = clone(child_main, (char *)child_stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
-#endif
-spawned:;
 	int e = errno;
 	close(p[1]);
 	if (pid < 0) {
 		close(p[0]);
 		return -e;
 	}
-	struct keel_spawn_error err = {0};
-	ssize_t n;
-	do {
-		n = read(p[0], &err, sizeof(err));
-	} while (n < 0 && errno == EINTR);
-	close(p[0]);
-	if (n != (ssize_t)sizeof(err))
-		err = (struct keel_spawn_error){0};
+	fcntl(p[0], F_SETFL, O_NONBLOCK);
 	*ret_pid = pid;
-	*ret_err = err;
+	*ret_err_fd = p[0];
 	return 0;
 }
 

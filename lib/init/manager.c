@@ -861,6 +861,72 @@ void logpipe_set_pid(struct logpipe *lp, pid_t pid)
 		lp->pid = pid;
 }
 
+/* ---- spawn reports ---- */
+
+struct spawn_report {
+	struct keel_ev_io io;
+	struct keel_mgr *m;
+	char *unit, *path;
+	struct spawn_report *next;
+};
+
+static struct spawn_report *reports;
+
+static void report_free(struct spawn_report *r)
+{
+	for (struct spawn_report **pp = &reports; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	keel_ev_io_stop(r->m->ev, &r->io);
+	close(r->io.fd);
+	keel_free(r->unit);
+	keel_free(r->path);
+	keel_free(r);
+}
+
+static void on_report(struct keel_ev_io *io, uint32_t revents)
+{
+	struct spawn_report *r = io->data;
+	struct keel_spawn_error se;
+	(void)revents;
+	ssize_t n = read(io->fd, &se, sizeof(se));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	struct mu *mu = n == (ssize_t)sizeof(se) ? mgr_get(r->m, r->unit) : NULL;
+	if (mu && se.step) {
+		if (se.step == KEEL_EXIT_EXEC)
+			unit_log(mu, 3, "Failed to execute %s: %s", r->path, strerror(se.err));
+		unit_log(mu, 3, "Failed at step %s spawning %s: %s", keel_spawn_step_name(se.step), r->path, strerror(se.err));
+	}
+	report_free(r);
+}
+
+void spawn_watch(struct mu *mu, int fd, const char *path)
+{
+	struct spawn_report *r = keel_calloc(1, sizeof(*r));
+	if (!r || !(r->unit = keel_strdup(mu->id)) || !(r->path = keel_strdup(path))) {
+		if (r) {
+			keel_free(r->unit);
+			keel_free(r);
+		}
+		close(fd);
+		return;
+	}
+	r->m = mu->m;
+	keel_ev_io_init(&r->io, fd, on_report, r);
+	if (keel_ev_io_start(mu->m->ev, &r->io, EPOLLIN) < 0) {
+		close(fd);
+		keel_free(r->unit);
+		keel_free(r->path);
+		keel_free(r);
+		return;
+	}
+	r->next = reports;
+	reports = r;
+}
+
 /* ---- life cycle ---- */
 
 static void diag_to_log(void *userdata, const struct keel_diag *d)
@@ -1037,6 +1103,8 @@ void keel_mgr_free(struct keel_mgr *m)
 	keel_free(all);
 	while (logpipes)
 		logpipe_free(logpipes);
+	while (reports)
+		report_free(reports);
 	if (m->ev)
 		keel_ev_set_prepare(m->ev, NULL, NULL);
 	if (m->inotify_fd >= 0) {

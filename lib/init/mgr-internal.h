@@ -285,3 +285,5 @@ void control_emit(struct keel_mgr *m, const char *line, size_t len);
 /* logpipes (manager.c): the read end of a pipe for a spawned process's output. */
 struct logpipe *logpipe_open(struct mu *mu, const char *ident, int *ret_write_fd);
 void logpipe_set_pid(struct logpipe *lp, pid_t pid);
+/* Watch a spawn's report pipe (keel_spawn_start) and log a failed setup step for the unit. */
+void spawn_watch(struct mu *mu, int fd, const char *path);

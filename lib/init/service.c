@@ -497,17 +497,15 @@ int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_
 	}
 
 	pid_t pid;
-	struct keel_spawn_error se;
-	r = keel_spawn_run(&sp, &pid, &se);
+	int err_fd;
+	/* keel-init does not wait for the exec (a child waiting for a CPU would stall every other
+	 * unit); a failed setup step is reported through the pipe when it happens. */
+	r = keel_spawn_start(&sp, &pid, &err_fd);
 	if (r < 0) {
 		unit_log(mu, 3, "Failed to spawn '%s' task: %s", keel_exec_slot_to_string(slot), strerror(-r));
 		goto out;
 	}
-	if (se.step) {
-		if (se.step == KEEL_EXIT_EXEC)
-			unit_log(mu, 3, "Failed to execute %s: %s", path, strerror(se.err));
-		unit_log(mu, 3, "Failed at step %s spawning %s: %s", keel_spawn_step_name(se.step), path, strerror(se.err));
-	}
+	spawn_watch(mu, err_fd, path);
 	logpipe_set_pid(lp_out, pid);
 	logpipe_set_pid(lp_err, pid);
 	mgr_watch_pid(m, pid, mu);
