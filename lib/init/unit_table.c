@@ -215,6 +215,7 @@ static const struct keel__option options[] = {
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Sorted once on first use; lib/init is used from one thread (keel-init does not start threads). */
 static const struct keel__option *sorted[N_OPTIONS];
 static bool sorted_ready;
 
