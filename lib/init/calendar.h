@@ -18,7 +18,9 @@ void keel_calendar_free(struct keel_calendar *c);
 /* The normalised form ("Mon..Fri *-*-* 09:30:00"), a new string. 0 or -ENOMEM. */
 int keel_calendar_to_string(const struct keel_calendar *c, char **ret) KEEL_WUR;
 /* The first elapse strictly after `after` (realtime, µs since the epoch) in *ret. -ENOENT when
- * the expression never elapses again (before the year 2200), -EINVAL for a time past that. */
+ * the expression never elapses again (before the year 2200), -EINVAL for a time past that.
+ * For an expression with a zone name, TZ is switched for the call and restored: not for use
+ * from several threads at once. */
 int keel_calendar_next(const struct keel_calendar *c, uint64_t after, uint64_t *ret) KEEL_WUR;
 /* Bytes the expression holds (for memory accounting). */
 size_t keel_calendar_size(const struct keel_calendar *c);

@@ -1,6 +1,6 @@
 /* The names of every setting systemd 252 accepts in [Unit], [Service], [Socket], [Timer] and
  * [Install] (the keys of its unit-file table, as `strings libsystemd-core-252.so` lists them),
- * sorted by "Section.Key". keel-init parses the ones in unit_parse.c's table; a key found here but
+ * sorted by "Section.Key". keel-init parses the ones in unit_table.c; a key found here but
  * not there is valid for systemd and reported as not implemented, a key in neither is unknown. */
 #include "init/unit-internal.h"
 
@@ -85,8 +85,8 @@ static const char *const known[] = {
 	"Service.UnsetEnvironment", "Service.User", "Service.UtmpIdentifier", "Service.UtmpMode",
 	"Service.WatchdogSec", "Service.WatchdogSignal", "Service.WorkingDirectory", "Socket.Accept",
 	"Socket.AllowedCPUs", "Socket.AllowedMemoryNodes", "Socket.AmbientCapabilities",
-	"Socket.AppArmorProfile", "Socket.BPFProgram", "Socket.Backlog", "Socket.BindPaths",
-	"Socket.BindReadOnlyPaths", "Socket.BindToDevice", "Socket.BlockIOAccounting",
+	"Socket.AppArmorProfile", "Socket.BPFProgram", "Socket.Backlog", "Socket.BindIPv6Only",
+	"Socket.BindPaths", "Socket.BindReadOnlyPaths", "Socket.BindToDevice", "Socket.BlockIOAccounting",
 	"Socket.BlockIODeviceWeight", "Socket.BlockIOReadBandwidth", "Socket.BlockIOWeight",
 	"Socket.BlockIOWriteBandwidth", "Socket.Broadcast", "Socket.CPUAccounting", "Socket.CPUAffinity",
 	"Socket.CPUQuota", "Socket.CPUQuotaPeriodSec", "Socket.CPUSchedulingPolicy",

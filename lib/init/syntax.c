@@ -247,7 +247,8 @@ out:
 
 int keel_syntax_read_file(const char *path, char **ret, size_t *ret_len)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO where a drop-in should be must not hang the loader. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return -errno;
 	struct keel_buf b = KEEL_BUF_INIT;
@@ -259,6 +260,10 @@ int keel_syntax_read_file(const char *path, char **ret, size_t *ret_len)
 	}
 	if (S_ISDIR(st.st_mode)) {
 		r = -EISDIR;
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISCHR(st.st_mode)) {
+		r = -EBADFD;
 		goto out;
 	}
 	for (;;) {

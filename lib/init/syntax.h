@@ -53,7 +53,8 @@ int keel_syntax_parse(const char *file, const char *unit, const char *data, size
 		      const struct keel_diag_sink *sink);
 
 /* Read a whole file (at most KEEL_SYNTAX_FILE_MAX bytes, else -EFBIG) into a new NUL-terminated
- * buffer (free with keel_free). 0 or -errno. */
+ * buffer (free with keel_free). 0 or -errno; -EBADFD for a FIFO or socket, -EISDIR for a
+ * directory. */
 #define KEEL_SYNTAX_FILE_MAX (64u * 1024u * 1024u)
 int keel_syntax_read_file(const char *path, char **ret, size_t *ret_len);
 

@@ -65,7 +65,8 @@ static const struct keel__option options[] = {
 	U("OnFailureJobMode", keel__parse_job_mode, 0, on_failure_job_mode),
 	U("RequiresMountsFor", keel__parse_path_strv, 0, requires_mounts_for),
 	COND("Architecture", KEEL_COND_ARCHITECTURE),
-	COND("Firmware", KEEL_COND_FIRMWARE),
+	/* systemd 252 has ConditionFirmware= but no AssertFirmware= */
+	{"Unit", "ConditionFirmware", keel__parse_condition, KEEL_COND_FIRMWARE, KEEL__BASE_UNIT, 0},
 	COND("Virtualization", KEEL_COND_VIRTUALIZATION),
 	COND("Host", KEEL_COND_HOST),
 	COND("KernelCommandLine", KEEL_COND_KERNEL_COMMAND_LINE),
@@ -214,6 +215,7 @@ static const struct keel__option options[] = {
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
+/* Sorted once on first use; lib/init is used from one thread (keel-init does not start threads). */
 static const struct keel__option *sorted[N_OPTIONS];
 static bool sorted_ready;
 

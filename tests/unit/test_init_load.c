@@ -386,6 +386,23 @@ static void install_enable_disable_mask(void **state)
 	assert_int_equal(keel_install_plan_mask(f->l, "www.service", f->etc, &p), -EEXIST);
 }
 
+static void load_fifo_dropin_fails_instead_of_hanging(void **state)
+{
+	struct fx *f = *state;
+	char path[512];
+	put(f, f->lib, "a.service", "[Service]\nExecStart=/bin/true\n");
+	snprintf(path, sizeof(path), "%s/a.service.d", f->etc);
+	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/a.service.d/x.conf", f->etc);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	reload(f);
+	struct keel_unit *u = load(f, "a.service");
+	assert_int_equal(u->load_state, KEEL_LOAD_ERROR);
+	assert_int_equal(u->load_error, -EBADFD);
+	assert_true(diag_has(&f->log, "a.service: Failed to read "));
+	keel_unit_free(u);
+}
+
 static int count_name(void *ud, const char *name, const struct keel_unit_lookup *lu)
 {
 	int *n = ud;
@@ -418,6 +435,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(load_wants_and_requires_directories, setup, teardown),
 		cmocka_unit_test_setup_teardown(install_enable_disable_mask, setup, teardown),
 		cmocka_unit_test_setup_teardown(load_foreach_lists_every_name, setup, teardown),
+		cmocka_unit_test_setup_teardown(load_fifo_dropin_fails_instead_of_hanging, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("init/load", tests, NULL, NULL);
 }

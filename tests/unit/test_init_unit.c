@@ -15,6 +15,7 @@
 
 #include "base/mem.h"
 #include "init/load.h"
+#include "init/unit-internal.h"
 #include "init/unit.h"
 #include "test_init_util.h"
 
@@ -644,6 +645,35 @@ static void unit_pool_shares_strings(void **state)
 	keel_pool_free(p);
 }
 
+/* Every key keel-init parses is a key systemd 252 accepts (no typo can hide a setting), and
+ * the table has no duplicate. */
+static void unit_table_keys_are_systemds(void **state)
+{
+	const struct keel__option *opts;
+	size_t n = keel__options(&opts);
+	assert_true(n > 150);
+	for (size_t i = 0; i < n; i++) {
+		if (!keel__systemd_knows_key(opts[i].section, opts[i].key))
+			fail_msg("%s.%s is not a systemd key", opts[i].section, opts[i].key);
+		assert_ptr_equal(keel__option_find(opts[i].section, opts[i].key), &opts[i]);
+		for (size_t j = i + 1; j < n; j++)
+			if (strcmp(opts[i].section, opts[j].section) == 0 && strcmp(opts[i].key, opts[j].key) == 0)
+				fail_msg("%s.%s twice", opts[i].section, opts[i].key);
+	}
+	assert_null(keel__option_find("Service", "NoSuchKey"));
+	assert_false(keel__systemd_knows_key("Service", "NoSuchKey"));
+	assert_true(keel__systemd_knows_key("Service", "ProtectSystem"));
+	/* every condition kind has both of its keys where systemd has them */
+	char key[64];
+	for (int k = 0; k < KEEL_COND_KIND_MAX; k++) {
+		const char *kind = keel_condition_kind_to_string((enum keel_condition_kind)k);
+		snprintf(key, sizeof(key), "Condition%s", kind);
+		assert_non_null(keel__option_find("Unit", key));
+		snprintf(key, sizeof(key), "Assert%s", kind);
+		assert_true((keel__option_find("Unit", key) != NULL) == keel__systemd_knows_key("Unit", key));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -664,6 +694,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(unit_reset_restores_defaults, setup, teardown),
 		cmocka_unit_test(unit_names_and_specifiers),
 		cmocka_unit_test(unit_pool_shares_strings),
+		cmocka_unit_test(unit_table_keys_are_systemds),
 	};
 	return cmocka_run_group_tests_name("init/unit", tests, NULL, NULL);
 }
