@@ -16,6 +16,8 @@ static const struct keelctl_verb verbs[] = {
 	 "Normalise calendar expressions and show when they elapse next (systemd-analyze calendar)"},
 	{"timespan", 1, -1, keelctl_timespan, "SPAN...",
 	 "Parse time spans (systemd-analyze timespan)"},
+	{"journal", 0, -1, keelctl_journal, "[OPTIONS...]",
+	 "Show the units' logs (journalctl; keelctl journal --help)"},
 };
 
 static void usage(FILE *f)
