@@ -118,6 +118,9 @@ int keel__jrec_decode(const uint8_t *buf, size_t len, struct keel_jrec *rec, siz
 	size_t ident_len = (size_t)p[4] | (size_t)p[5] << 8;
 	if (p[0] != 1 || p[1] > 7 || unit_len == 0 || KEEL_JREC_FIXED + unit_len + ident_len > payload)
 		return KEEL_JREC_BAD;
+	/* the writer takes both from C strings */
+	if (memchr(p + KEEL_JREC_FIXED, '\0', unit_len + ident_len))
+		return KEEL_JREC_BAD;
 	rec->priority = p[1];
 	rec->pid = keel__get32(p + 8);
 	rec->realtime_usec = keel__get64(p + 12);

@@ -29,6 +29,7 @@ enum { RS_OK = KEEL_JREC_OK, RS_SHORT = KEEL_JREC_SHORT, RS_BAD = KEEL_JREC_BAD,
 struct keel_journal_reader {
 	char *dir;
 	char **units;
+	bool globs; /* some unit pattern needs fnmatch */
 	int max_priority;
 	uint64_t since, until;
 	int ino_fd;
@@ -242,6 +243,12 @@ static bool unit_matches(struct keel_journal_reader *r, const struct keel_jrec *
 {
 	if (!r->units || !r->units[0])
 		return true;
+	if (!r->globs) {
+		for (char **u = r->units; *u; u++)
+			if (strlen(*u) == rec->unit_len && memcmp(*u, rec->unit, rec->unit_len) == 0)
+				return true;
+		return false;
+	}
 	if (copy_str(&r->unit, rec->unit, rec->unit_len) < 0)
 		return false;
 	for (char **u = r->units; *u; u++)
@@ -587,11 +594,14 @@ int keel_journal_reader_open(const char *dir, const struct keel_journal_filter *
 			r->max_priority = filter->max_priority;
 		r->since = filter->since_usec;
 		r->until = filter->until_usec;
-		for (char **u = filter->units; u && *u; u++)
+		for (char **u = filter->units; u && *u; u++) {
+			if (strpbrk(*u, "*?[\\"))
+				r->globs = true;
 			if (keel_strv_push(&r->units, *u) < 0) {
 				keel_journal_reader_free(r);
 				return keel_err_set(err, -ENOMEM, "out of memory");
 			}
+		}
 	}
 	if (follow) {
 		r->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
