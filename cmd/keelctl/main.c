@@ -51,6 +51,21 @@ int main(int argc, char **argv)
 		{0},
 	};
 	int c, rc = KEELCTL_USAGE;
+	/* journal takes journalctl's options (-u, -n, -p, -f, -o ...), which clash with the global
+	 * ones: when it is the command, it gets every argument after its name. */
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-') {
+			for (const struct option *o = opts; argv[i][1] == '-' && o->name; o++)
+				if (o->has_arg == required_argument && strcmp(argv[i] + 2, o->name) == 0) {
+					i++; /* its value */
+					break;
+				}
+			continue;
+		}
+		if (strcmp(argv[i], "journal") == 0)
+			return keelctl_journal(&ctl, argc - i - 1, argv + i + 1);
+		break;
+	}
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
 		switch (c) {
 		case OPT_SYSTEMD_PATHS:

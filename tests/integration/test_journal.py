@@ -97,6 +97,19 @@ def test_filters(tools, tmp_path):
     journal(keelctl, d, "-o", "xml", rc=2)
 
 
+def test_global_options_before_journal(tools, tmp_path):
+    """keelctl's own options are parsed anywhere; journal's -p/-n/-u must still be journal's."""
+    keelctl, writer = tools
+    d = tmp_path / "j"
+    write(writer, d, "--unit", "a.service", "--priority", 2, "--count", 3, "--prefix", "crit ")
+    write(writer, d, "--unit", "a.service", "--priority", 6, "--count", 1, "--prefix", "info ")
+    p = subprocess.run([str(keelctl), "--log-level", "err", "journal", "-D", str(d), "-u", "a",
+                        "-p", "crit", "-n", "2", "-o", "cat"], env=ENV, timeout=60,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["crit 1", "crit 2"]
+
+
 def test_missing_directory(tools, tmp_path):
     keelctl, _ = tools
     assert journal(keelctl, tmp_path / "none") == "-- No entries --\n"
