@@ -5,8 +5,9 @@
  * Appends RECORDS lines of ~100 bytes from 50 units, once batched (written every 64 KiB, the
  * engine flushing before it sleeps) and once written through (one write(2) per line, as the log
  * sink does by default), with rotation at 8 MiB files and a 64 MiB total; then reads: everything,
- * one unit, the last 10 lines (-n 10) and --since the time the last 10% began. Prints the rates and the
- * process's RSS. Not a test: numbers go to docs/BENCHMARKS.md. */
+ * one unit, the last 10 lines (-n 10) and --since the time the last 10% began. Prints the rates
+ * and the process's RSS, beside the floor: the same lines appended as plain text. Not a test:
+ * numbers go to docs/BENCHMARKS.md. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,33 @@ static double append_run(const char *dir, long n, int write_through, long *rss)
 	return secs;
 }
 
+/* The floor: the same lines as plain text, "unit[pid]: msg\n", through stdio (one write(2) per
+ * 64 KiB) or with one write(2) per line. No framing, no CRC, no rotation. */
+static double floor_run(const char *dir, long n, int per_line)
+{
+	char path[4200], line[256];
+	snprintf(path, sizeof(path), "%s/floor.txt", dir);
+	FILE *f = fopen(path, "w");
+	if (!f)
+		exit(1);
+	setvbuf(f, NULL, _IOFBF, 64 * 1024);
+	int fd = fileno(f);
+	int64_t t0 = keel_mono_ns();
+	for (long i = 0; i < n; i++) {
+		int len = snprintf(line, sizeof(line),
+				   "service-%02ld.service[%ld]: GET /api/v1/items/%ld HTTP/1.1 200 1532 \"-\" "
+				   "\"curl/7.88.1\" rt=0.%03ld\n",
+				   i % 50, 1000 + i % 50, i, i % 1000);
+		if (per_line ? write(fd, line, (size_t)len) != len : fwrite(line, 1, (size_t)len, f) != (size_t)len)
+			exit(1);
+	}
+	fflush(f);
+	double secs = (double)(keel_mono_ns() - t0) / 1e9;
+	fclose(f);
+	unlink(path);
+	return secs;
+}
+
 static double read_run(const char *dir, const struct keel_journal_filter *flt, long tail, long *count)
 {
 	int64_t t0 = keel_mono_ns();
@@ -111,6 +139,11 @@ int main(int argc, char **argv)
 	s = append_run(dir, n, 0, &rss);
 	printf("append, batched 64 KiB: %.2f s, %.0f records/s, %.1f MB/s (RSS %ld KiB; %ld at start)\n",
 	       s, n / s, n * 100.0 / s / 1e6, rss, rss0);
+
+	s = floor_run(dir, n, 1);
+	printf("floor, text, write(2) per line: %.2f s, %.0f lines/s\n", s, n / s);
+	s = floor_run(dir, n, 0);
+	printf("floor, text, stdio 64 KiB:      %.2f s, %.0f lines/s\n", s, n / s);
 
 	long c;
 	s = read_run(dir, NULL, -1, &c);

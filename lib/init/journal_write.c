@@ -254,8 +254,10 @@ static void close_file(struct keel_journal *j)
 
 int keel_journal_flush(struct keel_journal *j)
 {
-	if (!j || j->fd < 0)
+	if (!j)
 		return -EINVAL;
+	if (j->fd < 0)
+		return j->batch.len ? -EIO : 0;
 	if (j->batch.len) {
 		int r = keel_sys_write_all(j->fd, j->batch.data, j->batch.len);
 		if (r < 0) {
@@ -289,6 +291,8 @@ int keel_journal_sync(struct keel_journal *j)
 	int r = keel_journal_flush(j);
 	if (r < 0)
 		return r;
+	if (j->fd < 0)
+		return 0;
 	r = keel_sys_fdatasync(j->fd);
 	if (j->idx_fd >= 0)
 		keel_sys_fdatasync(j->idx_fd);
@@ -314,6 +318,9 @@ static int append_record(struct keel_journal *j, const char *unit, size_t unit_l
 {
 	size_t size = KEEL_JREC_FRAME + KEEL_JREC_FIXED + unit_len + ident_len + len;
 	int r;
+	/* a rotation that could not create the next file (disk full, ...) is retried here */
+	if (j->fd < 0 && (r = start_file(j, j->hdr.seq + 1, NULL)) < 0)
+		return r;
 	if (j->file_off > KEEL_JHDR_SIZE && j->file_off + size > j->cfg.max_file_size &&
 	    (r = rotate(j)) < 0)
 		return r;

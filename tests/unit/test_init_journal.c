@@ -548,6 +548,37 @@ static void test_write_failure_keeps_records_whole(void **state)
 	keel_journal_reader_free(r);
 }
 
+static void test_failed_rotation_retried(void **state)
+{
+	struct fixture *f = *state;
+	struct keel_journal *j = open_w(f->dir, 1024, 1 << 20);
+	keel_fault_arm(KEEL_FAULT_OPEN, 0, 1, EIO); /* the next file cannot be created, once */
+	int failed = 0;
+	for (int i = 0; i < 50; i++) {
+		char msg[32];
+		int n = snprintf(msg, sizeof(msg), "r%02d", i);
+		int r = keel_journal_append(j, "x.service", 6, 0, 0, 0, msg, (size_t)n);
+		if (r < 0) {
+			assert_int_equal(r, -EIO);
+			failed = i;
+		}
+	}
+	keel_fault_reset();
+	assert_true(failed > 0);
+	keel_journal_close(j);
+	struct keel_journal_reader *r = open_r(f->dir, NULL, false);
+	char **v;
+	size_t n = drain(r, &v);
+	assert_int_equal(n, 49); /* all but the one whose rotation failed */
+	for (size_t i = 0; i < n; i++) {
+		char want[32];
+		snprintf(want, sizeof(want), "x.service:r%02zu", i < (size_t)failed ? i : i + 1);
+		assert_string_equal(v[i], want);
+	}
+	free_lines(v, n);
+	keel_journal_reader_free(r);
+}
+
 static int prefix(const char *s, int def, const char **rest)
 {
 	size_t len = strlen(s);
@@ -646,6 +677,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_tail, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_follow_across_rotation, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_failure_keeps_records_whole, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_failed_rotation_retried, setup, teardown),
 		cmocka_unit_test(test_prio_prefix),
 		cmocka_unit_test(test_parse_time),
 	};
