@@ -62,6 +62,7 @@ enum { KEELCTL_OK = 0, KEELCTL_FAILED = 1, KEELCTL_USAGE = 2, KEELCTL_NOT_RUNNIN
 int keelctl_verify(struct keelctl *ctl, int argc, char **argv);
 int keelctl_calendar(struct keelctl *ctl, int argc, char **argv);
 int keelctl_timespan(struct keelctl *ctl, int argc, char **argv);
+int keelctl_journal(struct keelctl *ctl, int argc, char **argv);
 
 /* Print a diagnostic in systemd's form to stderr, if its level passes ctl->log_level. */
 void keelctl_print_diag(void *userdata, const struct keel_diag *d);

@@ -10,6 +10,10 @@
 #include "init/values.h"
 #include "keelctl.h"
 
+/* Short global options: those in SHORT_WITH_VALUE take a value. */
+#define SHORT_WITH_VALUE "psn"
+#define SHORT_OPTS "p:aqs:n:"
+
 static const struct keelctl_verb verbs[] = {
 	{"verify", 1, -1, keelctl_verify, "FILE...",
 	 "Load unit files as keel-init would and print every problem (systemd-analyze verify)"},
@@ -43,6 +47,8 @@ static const struct keelctl_verb verbs[] = {
 	{"load", 2, 2, keelctl_unit_verb, "UNIT FILE", "Load a unit from FILE's content (- for stdin)"},
 	{"monitor", 0, 0, keelctl_unit_verb, "", "Print unit and job events as they happen"},
 	{"shutdown", 0, 0, keelctl_unit_verb, "", "Stop every unit and make keel-init exit"},
+	{"journal", 0, -1, keelctl_journal, "[OPTIONS...]",
+	 "Show the units' logs (journalctl; keelctl journal --help)"},
 };
 
 static void usage(FILE *f)
@@ -96,7 +102,33 @@ int main(int argc, char **argv)
 		{0},
 	};
 	int c, rc = KEELCTL_USAGE;
-	while ((c = getopt_long(argc, argv, "hp:aqs:n:", opts, NULL)) >= 0) {
+	/* journal takes journalctl's options (-u, -n, -p, -f, -o ...), which clash with the global
+	 * ones: when it is the command, it gets every argument after its name. */
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-') {
+			if (argv[i][1] == '-') {
+				for (const struct option *o = opts; o->name; o++)
+					if (o->has_arg == required_argument && strcmp(argv[i] + 2, o->name) == 0) {
+						i++; /* its value */
+						break;
+					}
+			} else {
+				/* A cluster like -qn: a short option taking a value ends it; the
+				 * value is the rest, or the next argument when nothing is left. */
+				for (const char *p = argv[i] + 1; *p; p++)
+					if (strchr(SHORT_WITH_VALUE, *p)) {
+						if (!p[1])
+							i++;
+						break;
+					}
+			}
+			continue;
+		}
+		if (strcmp(argv[i], "journal") == 0)
+			return keelctl_journal(&ctl, argc - i - 1, argv + i + 1);
+		break;
+	}
+	while ((c = getopt_long(argc, argv, "h" SHORT_OPTS, opts, NULL)) >= 0) {
 		switch (c) {
 		case OPT_SOCKET:
 			ctl.socket = optarg;
