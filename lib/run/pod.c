@@ -305,7 +305,8 @@ static int make_pod_cgroup(const struct keel__pod_ctx *p, char ***ret_dirs, stru
 	snprintf(cgpath, sizeof(cgpath), "/%s/%s", POD_CGROUP_PARENT, p->name);
 	json_t *res = json_object();
 	if (o->memory > 0)
-		json_object_set_new(res, "memory", json_pack("{s:I}", "limit", (json_int_t)o->memory));
+		json_object_set_new(res, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)o->memory, "swap",
+							     (json_int_t)o->memory));
 	if (o->cpu_millis > 0)
 		json_object_set_new(res, "cpu", json_pack("{s:I, s:I}", "quota", (json_int_t)(o->cpu_millis * 100),
 							  "period", (json_int_t)100000));

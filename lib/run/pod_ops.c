@@ -564,8 +564,9 @@ int keel_pod_enter(const char *root, const char *name, const char *app, char *co
 		keel_strv_free(apps);
 		return keel_err_set(err, -EINVAL, "pod enter needs a command");
 	}
-	if (!app)
-		app = apps && apps[0] ? apps[0] : "";
+	char app_buf[KEEL_POD_NAME_MAX + 1];
+	snprintf(app_buf, sizeof(app_buf), "%s", app ? app : apps && apps[0] ? apps[0] : "");
+	app = app_buf;
 	if (!keel_strv_contains(apps, app)) {
 		r = keel_err_set(err, -ENOENT, "pod %s has no app %s", name, app);
 		keel_strv_free(apps);

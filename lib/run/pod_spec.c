@@ -200,7 +200,8 @@ int keel__pod_app_config(const struct keel__pod_ctx *p, const struct keel__pod_a
 	snprintf(cgpath, sizeof(cgpath), "/%s/%s/%s", POD_CGROUP_PARENT, p->name, a->name);
 	json_t *resources = json_pack("{s:[{s:b, s:s}]}", "devices", "allow", 0, "access", "rwm");
 	if (resources && a->memory > 0)
-		json_object_set_new(resources, "memory", json_pack("{s:I}", "limit", (json_int_t)a->memory));
+		json_object_set_new(resources, "memory", json_pack("{s:I, s:I}", "limit", (json_int_t)a->memory,
+									   "swap", (json_int_t)a->memory));
 	snprintf(path, sizeof(path), "%s/apps/%s/rootfs", p->dir, a->name);
 	json_t *cfg = json_pack(
 		"{s:s, s:o, s:{s:s, s:b}, s:o, s:{s:o, s:s, s:o, s:o, s:o, s:o},"
