@@ -569,6 +569,9 @@ static int check_opts(const struct keel_pod_opts *o, struct keel__pod_app *apps,
 {
 	if (o->n_apps == 0)
 		return keel_err_set(err, -EINVAL, "a pod needs at least one app (an image)");
+	if (o->user_ns)
+		return keel_err_set(err, -ENOTSUP, "--user-ns is not implemented yet (it needs id-mapped "
+				    "image layers)");
 	if (o->name && !keel_pod_valid_name(o->name))
 		return keel_err_set(err, -EINVAL, "invalid pod name \"%s\": use letters, digits, - and _ "
 				    "(starting with a letter or digit), at most %d", o->name, KEEL_POD_NAME_MAX);

@@ -319,6 +319,23 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(pods, tmp_path):
     p = pods("run", "--net", "bridge", "--name", "br", "localhost/pbox", check=False)
     assert p.returncode == 1 and "bridge" in p.stderr
     assert leftovers(pods, "br") == []
+    p = pods.run("uns", "--user-ns", "localhost/pbox", check=False)
+    assert p.returncode == 1 and "not implemented" in p.stderr
+    assert leftovers(pods, "uns") == []
     pods("rm", "--force", "dup")
     for name in ("bad1", "bad2", "bad3", "bad4", "bad5", "bad6", "dup"):
         assert leftovers(pods, name) == [], name
+
+
+def test_net_host_shares_the_hosts_network_namespace_and_none_does_not(pods):
+    script = "readlink /proc/self/ns/net; readlink /proc/self/ns/uts"
+    pods.run("ph", "--net", "host", "localhost/pbox", "--exec", "sh", "-c", script)
+    pods.run("pn", "localhost/pbox", "--exec", "sh", "-c", script)
+    host_net, host_uts = os.readlink("/proc/self/ns/net"), os.readlink("/proc/self/ns/uts")
+    h = pods.logs("ph", "pbox").split()
+    n = pods.logs("pn", "pbox").split()
+    assert h[0] == host_net and h[1] != host_uts
+    assert n[0] != host_net and n[1] != host_uts
+    assert not (pods.root / "ph" / "ns" / "net").exists()
+    pods("rm", "ph")
+    pods("rm", "pn")
