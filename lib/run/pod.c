@@ -432,17 +432,21 @@ static void write_small(const char *path, const char *text)
 		unlink(tmp);
 }
 
+/* The app's init pid from its state, whatever its status: one that exited at once is still
+ * our child to reap. */
 static pid_t app_pid(const char *run_root, const char *app)
 {
-	struct keel_buf b = KEEL_BUF_INIT;
 	struct keel_err e;
+	struct keel_cstate st;
 	pid_t pid = 0;
-	if (keel_container_state(run_root, app, &b, &e) == 0) {
-		json_t *j = json_loads(b.data, 0, NULL);
-		pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
-		json_decref(j);
+	int dirfd = keel_cstate_lock(run_root, app, false, &e);
+	if (dirfd < 0)
+		return 0;
+	if (keel_cstate_load(dirfd, app, &st, &e) == 0) {
+		pid = st.pid;
+		keel_cstate_free(&st);
 	}
-	keel_buf_free(&b);
+	close(dirfd);
 	return pid;
 }
 
