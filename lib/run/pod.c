@@ -674,7 +674,14 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 	for (size_t i = 0; i < o->n_apps; i++)
 		if ((r = prepare_app(&p, store, &apps[i], i, err)) < 0)
 			goto out;
-	if ((r = make_pod_cgroup(&p, &cg_dirs, err)) < 0)
+	int cglock = keel__pod_cgroup_lock(root, err);
+	if (cglock < 0) {
+		r = cglock;
+		goto out;
+	}
+	r = make_pod_cgroup(&p, &cg_dirs, err);
+	close(cglock);
+	if (r < 0)
 		goto out;
 	if ((r = save_pod_json(&p, hostname, apps, o->n_apps, cg_dirs, err)) < 0)
 		goto out;

@@ -69,6 +69,22 @@ int keel__pod_lock_dir(const char *dir, bool exclusive, struct keel_err *err)
 	return fd;
 }
 
+int keel__pod_cgroup_lock(const char *root, struct keel_err *err)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/.cgroup.lock", root);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return keel_err_errno(err, -errno, "opening %s", path);
+	while (flock(fd, LOCK_EX) < 0)
+		if (errno != EINTR) {
+			int r = -errno;
+			close(fd);
+			return keel_err_errno(err, r, "locking %s", path);
+		}
+	return fd;
+}
+
 static int pod_dir(const char *root, const char *name, char *out, size_t size, struct keel_err *err)
 {
 	if (!keel_pod_valid_name(name))
@@ -432,6 +448,21 @@ int keel__pod_destroy(const char *root, const char *image_root, const char *name
 				break;
 		if (dirs && (r = keel_cgroup_remove_dirs(dirs, &e2)) < 0 && !first)
 			first = keel_err_set(err, r, "%s", keel_err_msg(&e2));
+		/* The shared /keel-pod parent goes with the last pod, whichever pod made it; pods
+		 * create their cgroups under the same lock, so none is between mkdirs now. */
+		int cglock = keel__pod_cgroup_lock(root ? root : KEEL_POD_DEFAULT_ROOT, &ignored);
+		for (size_t k = 0; cglock >= 0 && dirs && dirs[k]; k++) {
+			char parent[PATH_MAX];
+			snprintf(parent, sizeof(parent), "%s", dirs[k]);
+			char *slash = strrchr(parent, '/');
+			if (slash && strcmp(slash + 1, name) == 0) {
+				*slash = 0;
+				if (keel_endswith(parent, "/" POD_CGROUP_PARENT))
+					rmdir(parent); /* EBUSY while other pods exist */
+			}
+		}
+		if (cglock >= 0)
+			close(cglock);
 		keel_strv_free(dirs);
 		json_decref(doc);
 	}

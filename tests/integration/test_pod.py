@@ -339,3 +339,5 @@ def test_net_host_shares_the_hosts_network_namespace_and_none_does_not(pods):
     assert not (pods.root / "ph" / "ns" / "net").exists()
     pods("rm", "ph")
     pods("rm", "pn")
+    # ph made the shared /keel-pod parent, pn still used it when ph went: it goes with pn.
+    assert not (CGROUP_ROOT / "memory" / "keel-pod").exists() or not (CGROUP_ROOT / "memory").is_dir()
