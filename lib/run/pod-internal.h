@@ -1,0 +1,70 @@
+/* What the pod files share: the layout of a pod's state directory, the resolved form of an app,
+ * the per-app config.json builder (pod_spec.c) and the state file (pod.c). */
+#pragma once
+
+#include <jansson.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "base/errors.h"
+#include "run/pod.h"
+
+/* <root>/<pod>/
+ *   pod.json            what the pod is (name, net, apps, cgroup dirs, monitor pid)
+ *   lock                flock()ed by every operation on the pod
+ *   ns/{net,ipc,uts}    the shared namespaces, bind-mounted nsfs files
+ *   run/                lib/run's --root for the apps' containers (ids = app names)
+ *   apps/<app>/         config.json (the bundle), rootfs/ (overlay), upper/, work/, log, exit */
+#define POD_CGROUP_PARENT "keel-pod"
+#define POD_SHARED_NS 3
+
+/* The namespaces a pod shares, in the order they are made and joined. */
+extern const char *const keel__pod_ns_names[POD_SHARED_NS]; /* "net", "ipc", "uts" */
+
+/* An app once its image and overrides are resolved. */
+struct keel__pod_app {
+	char name[KEEL_POD_NAME_MAX + 1];
+	char *image_id;
+	char **args, **env;
+	char *cwd;
+	uint32_t uid, gid;
+	uint32_t *gids;
+	size_t n_gids;
+	int64_t memory;
+	const struct keel_pod_app *in; /* the caller's description */
+};
+
+/* Everything a per-app config.json needs to know about the pod. */
+struct keel__pod_ctx {
+	const struct keel_pod_opts *o;
+	char dir[3072];       /* <root>/<pod> (the root is at most 2900 bytes) */
+	char name[KEEL_POD_NAME_MAX + 1];
+	bool has_netns;
+};
+
+/* The config.json for one app into *ret (a new JSON object). */
+int keel__pod_app_config(const struct keel__pod_ctx *p, const struct keel__pod_app *a, json_t **ret,
+			 struct keel_err *err);
+/* The default seccomp profile (docs/run.md "Pods"), a runtime-spec linux.seccomp object. */
+json_t *keel__pod_seccomp_profile(void);
+/* The OCI default capability set as a bit mask. */
+uint64_t keel__pod_default_caps(void);
+
+/* Recursive removal that stays on one filesystem (mount points are left alone, and then their
+ * parents fail with EBUSY/ENOTEMPTY). */
+int keel__pod_rmtree(const char *path);
+
+/* Make the pods' root (0700) when missing. */
+int keel__pod_mkroot(const char *root, struct keel_err *err);
+/* flock() <dir>/lock (created when missing); the fd, or -errno. */
+int keel__pod_lock_dir(const char *dir, bool exclusive, struct keel_err *err);
+/* flock() <root>/.cgroup.lock: held while a pod makes its cgroups and while one removes the
+ * shared /keel-pod parent. */
+int keel__pod_cgroup_lock(const char *root, struct keel_err *err);
+/* Remove everything of a pod that exists (see keel_pod_rm); takes the pod's lock. */
+int keel__pod_destroy(const char *root, const char *image_root, const char *name, struct keel_err *err);
+
+/* pod_net.c: --net bridge: the bridge, a veth pair into the pod's netns, an address. */
+int keel__pod_net_setup(const struct keel__pod_ctx *p, struct keel_err *err);
