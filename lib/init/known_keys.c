@@ -217,9 +217,3 @@ bool keel__systemd_knows_key(const char *section, const char *key)
 	const char *k = buf;
 	return bsearch(&k, known, sizeof(known) / sizeof(known[0]), sizeof(known[0]), cmp) != NULL;
 }
-
-size_t keel__systemd_known_keys(const char *const **ret)
-{
-	*ret = known;
-	return sizeof(known) / sizeof(known[0]);
-}

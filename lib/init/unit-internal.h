@@ -43,7 +43,6 @@ struct keel__option {
 const struct keel__option *keel__option_find(const char *section, const char *key);
 size_t keel__options(const struct keel__option **ret);
 bool keel__systemd_knows_key(const char *section, const char *key);
-size_t keel__systemd_known_keys(const char *const **ret);
 
 /* The syntax callbacks that feed the table (unit_parse.c). userdata is a struct keel__pctx. */
 extern const struct keel_syntax_ops keel__unit_syntax_ops;

@@ -135,6 +135,19 @@ static void load_search_path_priority(void **state)
 	assert_string_equal(sp[0], f->etc);
 	assert_string_equal(sp[2], f->lib);
 	assert_null(sp[3]);
+	/* a directory added in front wins over all of them, one at the end loses */
+	put(f, f->out, "a.service", "[Unit]\nDescription=front\n[Service]\nExecStart=/bin/true\n");
+	put(f, f->out, "c.service", "[Unit]\nDescription=only-here\n[Service]\nExecStart=/bin/true\n");
+	assert_int_equal(keel_loader_add_path(f->l, f->out, true), 0);
+	u = load(f, "a.service");
+	assert_string_equal(desc(u), "front");
+	keel_unit_free(u);
+	assert_int_equal(keel_loader_add_path(f->l, f->etc, false), 0); /* already there: searched once */
+	assert_string_equal(keel_loader_search_path(f->l)[0], f->out);
+	assert_null(keel_loader_search_path(f->l)[4]);
+	u = load(f, "c.service");
+	assert_string_equal(desc(u), "only-here");
+	keel_unit_free(u);
 }
 
 static void load_masks(void **state)
