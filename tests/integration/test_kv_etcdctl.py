@@ -215,6 +215,39 @@ def test_python_etcd_client(single):
         c.read("/py/a")
 
 
+def test_python_etcd_lock_excludes(single):
+    """python-etcd's Lock (in-order keys under /_locks, watches on the predecessor, TTLs):
+    four threads take it in turn; no two ever hold it at once, and every one gets it."""
+    etcd = pytest.importorskip("etcd")
+    holders, overlaps, done = [], [], []
+    guard = threading.Lock()
+
+    def worker(n):
+        c = etcd.Client(host="127.0.0.1", port=single.client_port, allow_reconnect=False)
+        lock = etcd.Lock(c, "job")
+        for _ in range(3):
+            assert lock.acquire(blocking=True, lock_ttl=30, timeout=20)
+            with guard:
+                holders.append(n)
+                if len(holders) > 1:
+                    overlaps.append(list(holders))
+            time.sleep(0.02)
+            with guard:
+                holders.remove(n)
+            lock.release()
+        done.append(n)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(done) == [0, 1, 2, 3] and not overlaps, (done, overlaps)
+    c = etcd.Client(host="127.0.0.1", port=single.client_port, allow_reconnect=False)
+    left = c.read("/_locks/job", recursive=True)
+    assert not [n for n in left.children if n.key != "/_locks/job"]  # every lock key released
+
+
 def test_bad_input_gets_etcd_errors(single):
     m = single
     cases = [

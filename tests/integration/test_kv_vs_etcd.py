@@ -60,6 +60,15 @@ SEQUENCE = [
     ("GET", "/v2/keys/?wait=true&waitIndex=1&recursive=true", None),
     ("PUT", "/v2/keys/utf8", "value=%E2%82%AC%3C%26%3E"),
     ("GET", "/v2/keys/utf8", None),
+    ("PUT", "/v2/keys/bad%FFkey", "value=%FF%FEx%C3"),   # invalid UTF-8: Go writes U+FFFD
+    ("GET", "/v2/keys/bad%FFkey", None),
+    ("PUT", "/v2/keys/dots/../escaped", "value=1"),      # Go's ServeMux: 301 to the clean path
+    ("GET", "/v2/keys/dots/../utf8", None),              # ... which a GET follows
+    ("PUT", "/v2/keys//double", "value=1"),
+    ("PATCH", "/v2/keys/utf8", "value=1"),                # 405
+    ("PUT", "/v2/keys/message?ttl=-1", "value=1"),
+    ("PUT", "/v2/keys/message?prevIndex=-3", "value=1"),
+    ("GET", "/v2/keys/message?waitIndex=abc&wait=true", None),
     ("GET", "/v2/keys/?recursive=true&sorted=true", None),
 ]
 
