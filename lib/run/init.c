@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <unistd.h>
 #include <grp.h>
 
@@ -284,6 +286,28 @@ static int run_container_hooks(struct keel__init *c, enum keel_hook_kind kind, c
 	return r;
 }
 
+/* A new network namespace gets its loopback interface up, as runc and crun do (podman's
+ * --network none and pods rely on 127.0.0.1 working). */
+static int loopback_up(struct keel_err *err)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return keel_err_errno(err, -errno, "socket for bringing up lo");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	int r = 0;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+		r = keel_err_errno(err, -errno, "reading the flags of lo");
+	} else if (!(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			r = keel_err_errno(err, -errno, "bringing up lo");
+	}
+	close(fd);
+	return r;
+}
+
 KEEL_NORETURN void keel__init_main(struct keel__init *c)
 {
 	const struct keel_spec *s = c->spec;
@@ -323,6 +347,8 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 		keel_err_errno(&err, -errno, "unshare(CLONE_NEWCGROUP)");
 		fail(c, &err);
 	}
+	if ((s->ns_new & (1u << KEEL_NS_NET)) && loopback_up(&err) < 0)
+		fail(c, &err);
 	if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
 		keel_err_errno(&err, -errno, "sethostname");
 		fail(c, &err);
