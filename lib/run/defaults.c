@@ -89,7 +89,7 @@ int keel_spec_default(bool rootless, struct keel_buf *out)
 	json_object_set_new(lx, "maskedPaths", strv(masked));
 	json_object_set_new(lx, "readonlyPaths", strv(readonly));
 	json_t *doc = json_pack(
-		"{ss s{sb s{sisi} s[s] s[ss] ss s{soSoSoSo} s[{sssIsI}] sb} s{sssb} ss so so}",
+		"{ss s{sb s{sisi} s[s] s[ss] ss s{sosososo} s[{sssIsI}] sb} s{sssb} ss so so}",
 		"ociVersion", "1.0.2",
 		"process", "terminal", 1, "user", "uid", 0, "gid", 0, "args", "sh", "env",
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm",
