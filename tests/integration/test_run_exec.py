@@ -285,3 +285,19 @@ def test_spec_and_features(rt, tmp_path):
         rt.created.append(cid)
         p = rt("run", "--bundle", bundle, cid)
         assert p.stdout == "spec-ok\nkeel-run\n"
+
+
+def test_exec_joins_a_user_namespace(rt):
+    ns = [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "user")]
+    idmap = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+    st = started(rt, "exu", linux__namespaces=ns, linux__uidMappings=idmap,
+                 linux__gidMappings=idmap)
+    p = rt("exec", "exu", "sh", "-c", "id -u; cat /proc/self/uid_map; readlink /proc/self/ns/user")
+    uid, m_in, m_host, m_size, userns = p.stdout.split()
+    assert (uid, m_in, m_host, m_size) == ("0", "0", "100000", "65536")
+    assert userns == os.readlink(f"/proc/{st['pid']}/ns/user")
+    rt("exec", "-d", "exu", "sleep", "300")
+    pids = json.loads(rt("ps", "--format", "json", "exu").stdout)
+    assert len(pids) == 2
+    for pid in pids:  # host uid of the container's root
+        assert Path(f"/proc/{pid}/status").read_text().split("Uid:")[1].split()[0] == "100000"
