@@ -346,7 +346,7 @@ int keel_container_exec(const struct keel_exec_opts *o, int *ret_status, struct 
 	struct keel_spec *spec = NULL;
 	struct keel_cgroup cg = {.v2_fd = -1};
 	struct exec_child c = {.sync_fd = -1, .console_fd = -1, .preserve_fds = o->preserve_fds};
-	int sv[2] = {-1, -1}, pid_ns = -1, r;
+	int sv[2] = {-1, -1}, pid_ns = -1, own_pid_ns = -1, r;
 	bool have_cg = false;
 	pid_t pid = -1;
 	sigset_t set, old;
@@ -420,7 +420,10 @@ int keel_container_exec(const struct keel_exec_opts *o, int *ret_status, struct 
 		close(sv[1]);
 		sv[1] = fd;
 	}
-	if (pid_ns >= 0 && setns(pid_ns, CLONE_NEWPID) < 0) {
+	/* Only for the clone: children made later (LeakSanitizer's tracer, for one) must stay in
+	 * keel-run's own pid namespace, where they can see it. */
+	if (pid_ns >= 0 && ((own_pid_ns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC)) < 0 ||
+			    setns(pid_ns, CLONE_NEWPID) < 0)) {
 		r = keel_err_errno(err, -errno, "joining the container's pid namespace");
 		goto out;
 	}
@@ -442,6 +445,8 @@ int keel_container_exec(const struct keel_exec_opts *o, int *ret_status, struct 
 		if (pid == 0) {
 			close(sv[0]);
 			close(dirfd);
+			if (own_pid_ns >= 0)
+				close(own_pid_ns);
 			exec_child_main(&c);
 		}
 		c.in_v2 = false;
@@ -451,11 +456,16 @@ int keel_container_exec(const struct keel_exec_opts *o, int *ret_status, struct 
 		if (pid == 0) {
 			close(sv[0]);
 			close(dirfd);
+			if (own_pid_ns >= 0)
+				close(own_pid_ns);
 			exec_child_main(&c);
 		}
 	}
+	int clone_errno = errno;
+	if (own_pid_ns >= 0 && setns(own_pid_ns, CLONE_NEWPID) < 0)
+		keel_assert(!"cannot return to our own pid namespace");
 	if (pid < 0) {
-		r = keel_err_errno(err, -errno, "clone");
+		r = keel_err_errno(err, -clone_errno, "clone");
 		goto out_mask;
 	}
 	close(sv[1]);
@@ -502,7 +512,7 @@ out:
 	for (size_t i = 0; i < KEEL_ARRAY_SIZE(c.ns_fd); i++)
 		if (c.ns_fd[i] >= 0)
 			close(c.ns_fd[i]);
-	int fds[] = {pid_ns, c.console_fd, sv[0], sv[1], dirfd};
+	int fds[] = {pid_ns, own_pid_ns, c.console_fd, sv[0], sv[1], dirfd};
 	for (size_t i = 0; i < KEEL_ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
