@@ -46,6 +46,19 @@ def make_image_tar(base: Path) -> Path:
     return tar
 
 
+def libpod_cgroups() -> set[Path]:
+    """podman's cgroupfs directories (libpod_parent and what is below it) in every hierarchy."""
+    out = set()
+    for h in Path("/sys/fs/cgroup").iterdir():
+        for d in ([h] if (h / "cgroup.procs").exists() else list(h.iterdir())
+                  if h.is_dir() else []):
+            parent = d / "libpod_parent"
+            if parent.is_dir():
+                out.add(parent)
+                out.update(p for p in parent.iterdir() if p.is_dir())
+    return out
+
+
 def iptables_chains() -> set[str]:
     p = subprocess.run(["iptables-save"], capture_output=True, text=True)
     return {line.split()[0][1:] for line in p.stdout.splitlines() if line.startswith(":")}
@@ -130,6 +143,7 @@ def podman(build_dir):
     chains_before = iptables_chains()
     netns_before = set(os.listdir("/run/netns")) if os.path.isdir("/run/netns") else set()
     links_before = set(os.listdir("/sys/class/net"))
+    cgroups_before = libpod_cgroups()
     pm = Podman(base, build_dir / "cmd" / "keel-run" / "keel-run")
     try:
         pm("import", "--change", 'CMD ["/bin/sh"]', make_image_tar(base), IMAGE)
@@ -155,6 +169,16 @@ def podman(build_dir):
         for ns in left_netns:
             subprocess.run(["ip", "netns", "del", ns], check=False)
         shutil.rmtree(base, ignore_errors=True)
+        # keel-run removes each container's libpod-<id> directories on delete; podman leaves
+        # libpod_parent and libpod_parent/conmon (conmon's own), which go if we made them.
+        new_cgroups = libpod_cgroups() - cgroups_before
+        left_cgroups = [d for d in new_cgroups if d.name.startswith("libpod-")]
+        for d in sorted(new_cgroups, key=lambda p: -len(p.parts)):
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+        assert not left_cgroups, f"container cgroups left behind: {left_cgroups}"
         assert not left_netns, f"network namespaces left behind: {left_netns}"
         assert not any(str(base) in line
                        for line in Path("/proc/self/mountinfo").read_text().splitlines())
