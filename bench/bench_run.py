@@ -1,14 +1,17 @@
 #!/usr/bin/python3
 """keel-run beside crun and runc, one run, one bundle (busybox-static, /bin/true), as root.
 
-Measures with hyperfine -N: `run`, then `create`, `start`, `state`, `delete` on their own; then
-peak RSS of one `run` (GNU time's %M). crun refuses this machine's hybrid cgroups, so it runs
+Measures with hyperfine -N: `run`, then `create`, `start`, `state`, `delete` on their own, `exec`
+of /bin/true into a running container; then peak RSS of one `run` (GNU time's %M); then
+`podman run --rm` end to end with each runtime (podman's state in a temporary directory, see
+tests/integration/test_run_podman.py; skipped without podman or with --no-podman). crun refuses this machine's hybrid cgroups, so it runs
 inside a private mount namespace that hides /sys/fs/cgroup/unified/cgroup.controllers (the
 recipe in shared/docs/ANCHORS.md) for `run` and `create` (start, state and delete work without
 it); keel-run's `run` is measured both directly and through the same wrapper, so the wrapper's
 cost is visible and the like-for-like ratio is keel-run (masked) / crun (masked). Prints medians and keel-run/crun ratios.
 
-usage: bench/bench_run.py [--keel-run build/cmd/keel-run/keel-run] [--runs 100] [--json OUT]
+usage: bench/bench_run.py [--keel-run build/cmd/keel-run/keel-run] [--runs 100] [--podman-runs 20]
+                          [--no-podman] [--json OUT]
 """
 import argparse
 import json
@@ -29,7 +32,7 @@ def make_bundle(base: Path) -> Path:
     rootfs = base / "rootfs"
     (rootfs / "bin").mkdir(parents=True)
     shutil.copy2("/bin/busybox", rootfs / "bin" / "busybox")
-    for name in ("true", "sh"):
+    for name in ("true", "sh", "sleep"):
         (rootfs / "bin" / name).symlink_to("busybox")
     for d in ("proc", "sys", "dev", "tmp"):
         (rootfs / d).mkdir()
@@ -62,6 +65,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keel-run", default=str(REPO / "build" / "cmd" / "keel-run" / "keel-run"))
     ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--podman-runs", type=int, default=20)
+    ap.add_argument("--no-podman", action="store_true")
     ap.add_argument("--json", help="write the figures here too")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -113,6 +118,34 @@ def main():
             subprocess.run(delete, shell=True, check=True)
         results["steps"] = steps
 
+        # exec into a running container (sleep), one per runtime. crun's exec works without the
+        # mask (only its create needs it): the like-for-like ratio is keel-run / crun unmasked;
+        # both are measured through the mask too.
+        sleeper = tmp / "sleeper"
+        sleeper.mkdir()
+        cfg = json.loads((bundle / "config.json").read_text())
+        cfg["process"]["args"] = ["/bin/sleep", "100000"]
+        (sleeper / "config.json").write_text(json.dumps(cfg))
+        sb = f"--bundle {sleeper}"
+        started = []
+        try:
+            for cli, wrap, cid in ((keel, str, "ex-keel"), (crun, masked, "ex-crun"), (runc, str, "ex-runc")):
+                subprocess.run(wrap(f"{cli} run -d {sb} {cid}"), shell=True, check=True,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+                started.append((cli, cid))
+            print(f"exec of /bin/true into a running container, {args.runs} runs (ms)")
+            execs = hyperfine({
+                "keel-run": f"{keel} exec ex-keel /bin/true",
+                "keel-run (masked)": masked(f"{keel} exec ex-keel /bin/true"),
+                "crun": f"{crun} exec ex-crun /bin/true",
+                "crun (masked)": masked(f"{crun} exec ex-crun /bin/true"),
+                "runc": f"{runc} exec ex-runc /bin/true",
+            }, args.runs, tmp)
+        finally:
+            for cli, cid in started:
+                subprocess.run(f"{cli} delete --force {cid}", shell=True, check=False)
+        results["exec"] = execs
+
         rss = {}
         for rt, cmd in (("keel-run", f"{keel} run {b} rss1"), ("crun (masked)", masked(f"{crun} run {b} rss2")),
                         ("runc", f"{runc} run {b} rss3")):
@@ -123,6 +156,8 @@ def main():
                 samples.append(int(p.stderr.strip().splitlines()[-1]))
             rss[rt] = statistics.median(samples) / 1024
         results["rss_mib"] = rss
+        if not args.no_podman and shutil.which("podman"):
+            results["podman"] = bench_podman(args, tmp, bundle / "rootfs")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -136,11 +171,65 @@ def main():
         for rt in steps:
             med, mn = steps[rt][step]
             print(f"{step:6} {rt:17}{med:9.2f}{mn:9.2f}{med / c:8.2f}x")
+    crun_exec = execs["crun"][0]
+    print()
+    for name, (med, mn) in execs.items():
+        print(f"exec {name:19}{med:9.2f}{mn:9.2f}{med / crun_exec:8.2f}x")
+    if "podman" in results:
+        pc = results["podman"]["crun"][0]
+        print(f"\npodman run --rm IMAGE true (masked), {args.podman_runs} runs (ms)")
+        for name, (med, mn) in results["podman"].items():
+            print(f"podman --runtime {name:10}{med:9.1f}{mn:9.1f}{med / pc:8.2f}x")
     print("\npeak RSS of one run (MiB, median of 5; GNU time %M)")
     for rt, v in rss.items():
         print(f"  {rt:17}{v:6.2f}  {v / rss['crun (masked)']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def bench_podman(args, tmp: Path, rootfs: Path) -> dict:
+    """podman run --rm of /bin/true with each runtime, podman itself in crun's mount-namespace
+    mask so that crun accepts the cgroups; its state in tmp/podman, removed at the end."""
+    base = tmp / "podman"
+    base.mkdir()
+    (base / "containers.conf").write_text(f"""[containers]
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+netns = "none"
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "{base}/events.log"
+runtime_supports_json = ["crun", "runc", "keel-run"]
+tmp_dir = "{base}/libpod-tmp"
+volume_path = "{base}/volumes"
+[engine.runtimes]
+keel-run = ["{args.keel_run}"]
+""")
+    (base / "storage.conf").write_text(f"""[storage]
+driver = "overlay"
+runroot = "{base}/run"
+graphroot = "{base}/graph"
+""")
+    env = dict(os.environ, CONTAINERS_CONF=str(base / "containers.conf"),
+               CONTAINERS_STORAGE_CONF=str(base / "storage.conf"))
+    tar = base / "rootfs.tar"
+    subprocess.run(["tar", "-C", str(rootfs), "-cf", str(tar), "."], check=True)
+    try:
+        subprocess.run(["podman", "import", str(tar), "localhost/keelbench"], env=env, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmds = {rt: MASK.format(cmd=f"podman --runtime {rt} run --rm localhost/keelbench /bin/true")
+                for rt in ("keel-run", "crun", "runc")}
+        os.environ.update(CONTAINERS_CONF=env["CONTAINERS_CONF"],
+                          CONTAINERS_STORAGE_CONF=env["CONTAINERS_STORAGE_CONF"])
+        return hyperfine(cmds, args.podman_runs, tmp)
+    finally:
+        subprocess.run(["podman", "system", "reset", "-f"], env=env, check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for line in reversed(Path("/proc/self/mountinfo").read_text().splitlines()):
+            if line.split()[4].startswith(str(base)):
+                subprocess.run(["umount", "-l", line.split()[4]], check=False)
+        for k in ("CONTAINERS_CONF", "CONTAINERS_STORAGE_CONF"):
+            os.environ.pop(k, None)
 
 
 if __name__ == "__main__":

@@ -8,18 +8,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/buf.h"
 #include "base/clock.h"
 #include "base/log.h"
+#include "base/mem.h"
 #include "base/str.h"
 #include "run/container.h"
 #include "run/spec.h"
 
 #define KEEL_RUN_VERSION "0.1.0"
 
-enum opt_type { OPT_BOOL, OPT_STR, OPT_UINT, OPT_IGNORED_STR, OPT_IGNORED_BOOL };
+enum opt_type { OPT_BOOL, OPT_STR, OPT_UINT, OPT_IGNORED_STR, OPT_IGNORED_BOOL, OPT_LIST };
+
+/* A flag given several times (--env A=1 --env B=2): NULL-terminated. */
+struct strlist {
+	char *v[65];
+	int n;
+};
 
 struct opt {
 	const char *name;
@@ -38,6 +47,18 @@ struct args {
 	bool detach, keep, no_pivot, all, force, quiet;
 	const char *pos[4];
 	int n_pos;
+	/* exec */
+	const char *process, *cwd, *user, *apparmor, *label;
+	bool tty, no_new_privs;
+	struct strlist env, cap, gids;
+	char **rest; /* exec: the command after the id */
+	/* update */
+	const char *resources, *memory, *memory_swap, *memory_reservation, *kernel_memory,
+		*cpu_shares, *cpu_quota, *cpu_period, *cpuset_cpus, *cpuset_mems, *pids_limit,
+		*blkio_weight, *cpu_rt_period, *cpu_rt_runtime, *l3, *membw;
+	/* events, spec */
+	bool stats, rootless;
+	const char *interval;
 };
 
 #define O(name, s, type, field) {name, s, type, offsetof(struct args, field)}
@@ -95,6 +116,67 @@ static const struct opt delete_opts[] = {
 static const struct opt list_opts[] = {
 	O("format", 'f', OPT_STR, format),
 	O("quiet", 'q', OPT_BOOL, quiet),
+	O("help", 'h', OPT_BOOL, help),
+	{NULL, 0, OPT_BOOL, 0},
+};
+
+static const struct opt exec_opts[] = {
+	O("process", 'p', OPT_STR, process),
+	O("console-socket", 0, OPT_STR, console_socket),
+	O("pid-file", 0, OPT_STR, pid_file),
+	O("preserve-fds", 0, OPT_UINT, preserve_fds),
+	O("detach", 'd', OPT_BOOL, detach),
+	O("tty", 't', OPT_BOOL, tty),
+	O("cwd", 0, OPT_STR, cwd),
+	O("env", 'e', OPT_LIST, env),
+	O("user", 'u', OPT_STR, user),
+	O("additional-gids", 'g', OPT_LIST, gids),
+	O("cap", 'c', OPT_LIST, cap),
+	O("no-new-privs", 0, OPT_BOOL, no_new_privs),
+	O("apparmor", 0, OPT_STR, apparmor),
+	O("process-label", 0, OPT_STR, label),
+	O("help", 'h', OPT_BOOL, help),
+	{NULL, 0, OPT_BOOL, 0},
+};
+
+static const struct opt update_opts[] = {
+	O("resources", 'r', OPT_STR, resources),
+	O("memory", 0, OPT_STR, memory),
+	O("memory-swap", 0, OPT_STR, memory_swap),
+	O("memory-reservation", 0, OPT_STR, memory_reservation),
+	O("kernel-memory", 0, OPT_STR, kernel_memory),
+	O("kernel-memory-tcp", 0, OPT_STR, kernel_memory),
+	O("cpu-shares", 0, OPT_STR, cpu_shares),
+	O("cpu-quota", 0, OPT_STR, cpu_quota),
+	O("cpu-period", 0, OPT_STR, cpu_period),
+	O("cpuset-cpus", 0, OPT_STR, cpuset_cpus),
+	O("cpuset-mems", 0, OPT_STR, cpuset_mems),
+	O("pids-limit", 0, OPT_STR, pids_limit),
+	O("blkio-weight", 0, OPT_STR, blkio_weight),
+	O("cpu-rt-period", 0, OPT_STR, cpu_rt_period),
+	O("cpu-rt-runtime", 0, OPT_STR, cpu_rt_runtime),
+	O("l3-cache-schema", 0, OPT_STR, l3),
+	O("mem-bw-schema", 0, OPT_STR, membw),
+	O("help", 'h', OPT_BOOL, help),
+	{NULL, 0, OPT_BOOL, 0},
+};
+
+static const struct opt ps_opts[] = {
+	O("format", 'f', OPT_STR, format),
+	O("help", 'h', OPT_BOOL, help),
+	{NULL, 0, OPT_BOOL, 0},
+};
+
+static const struct opt events_opts[] = {
+	O("stats", 0, OPT_BOOL, stats),
+	O("interval", 0, OPT_STR, interval),
+	O("help", 'h', OPT_BOOL, help),
+	{NULL, 0, OPT_BOOL, 0},
+};
+
+static const struct opt spec_opts[] = {
+	O("bundle", 'b', OPT_STR, bundle),
+	O("rootless", 0, OPT_BOOL, rootless),
 	O("help", 'h', OPT_BOOL, help),
 	{NULL, 0, OPT_BOOL, 0},
 };
@@ -167,6 +249,11 @@ static int parse(const struct opt *opts, bool stop_at_positional, int argc, char
 		}
 		if (o->type == OPT_STR) {
 			*(const char **)dst = val;
+		} else if (o->type == OPT_LIST) {
+			struct strlist *l = dst;
+			if (l->n >= 64)
+				return usage_error("too many %s flags", arg);
+			l->v[l->n++] = (char *)val;
 		} else if (o->type == OPT_UINT) {
 			if (keel_parse_u64(val, (uint64_t *)dst) < 0 || *(uint64_t *)dst > 65536)
 				return usage_error("invalid value for %s", arg);
@@ -256,6 +343,292 @@ static int cmd_list(const struct args *a, struct keel_err *err)
 	return 0;
 }
 
+
+/* ---- exec ---- */
+
+static int cmd_exec(struct args *a, int *exit_status, struct keel_err *err)
+{
+	struct keel_exec_opts o = {
+		.root = a->root, .id = a->pos[0], .process_file = a->process, .args = a->rest,
+		.env = a->env.n ? a->env.v : NULL, .cwd = a->cwd, .user = a->user,
+		.caps = a->cap.n ? a->cap.v : NULL, .gids = a->gids.n ? a->gids.v : NULL,
+		.no_new_privs = a->no_new_privs, .tty = a->tty, .detach = a->detach,
+		.apparmor = a->apparmor, .label = a->label, .console_socket = a->console_socket,
+		.pid_file = a->pid_file, .preserve_fds = (unsigned)a->preserve_fds,
+	};
+	int r;
+	if (a->process && a->rest && a->rest[0])
+		r = keel_err_set(err, -EINVAL, "give either --process or a command, not both");
+	else if (a->detach && a->tty && !a->console_socket)
+		r = keel_err_set(err, -EINVAL, "cannot allocate tty if keel-run will detach without "
+				 "setting console socket");
+	else
+		r = keel_container_exec(&o, exit_status, err);
+	if (r < 0) {
+		/* runc's exit status and prefix for a failed exec, which podman and conmon read. */
+		*exit_status = 255;
+		keel_err_wrap(err, "exec failed");
+	}
+	return r;
+}
+
+/* ---- update ---- */
+
+/* runc's sizes: a number with an optional k/m/g/t suffix (powers of 1024, an optional "b"
+ * after it), or -1 for unlimited. */
+static int parse_size(const char *s, int64_t *ret)
+{
+	if (strcmp(s, "-1") == 0) {
+		*ret = -1;
+		return 0;
+	}
+	char *end;
+	errno = 0;
+	double v = strtod(s, &end);
+	if (errno || end == s || v < 0)
+		return -EINVAL;
+	double mul = 1;
+	switch (*end | 0x20) {
+	case 'k': mul = 1024.0; end++; break;
+	case 'm': mul = 1024.0 * 1024; end++; break;
+	case 'g': mul = 1024.0 * 1024 * 1024; end++; break;
+	case 't': mul = 1024.0 * 1024 * 1024 * 1024; end++; break;
+	default: break;
+	}
+	if ((*end | 0x20) == 'b')
+		end++;
+	if (*end || v * mul > 9.2e18)
+		return -EINVAL;
+	*ret = (int64_t)(v * mul);
+	return 0;
+}
+
+static int set_num(json_t *parent, const char *obj, const char *key, const char *val, bool size,
+		   const char *flag, struct keel_err *err)
+{
+	if (!val)
+		return 0;
+	int64_t v;
+	uint64_t u;
+	if (size) {
+		if (parse_size(val, &v) < 0)
+			return keel_err_set(err, -EINVAL, "invalid value for --%s: %s", flag, val);
+	} else if (val[0] == '-') {
+		if (keel_parse_u64(val + 1, &u) < 0 || u > INT64_MAX)
+			return keel_err_set(err, -EINVAL, "invalid value for --%s: %s", flag, val);
+		v = -(int64_t)u;
+	} else {
+		if (keel_parse_u64(val, &u) < 0 || u > INT64_MAX)
+			return keel_err_set(err, -EINVAL, "invalid value for --%s: %s", flag, val);
+		v = (int64_t)u;
+	}
+	json_t *o = json_object_get(parent, obj);
+	if (!o) {
+		o = json_object();
+		json_object_set_new(parent, obj, o);
+	}
+	json_object_set_new(o, key, json_integer(v));
+	return 0;
+}
+
+static int cmd_update(struct args *a, struct keel_err *err)
+{
+	json_t *res;
+	int r = 0;
+	if (a->kernel_memory || a->cpu_rt_period || a->cpu_rt_runtime || a->l3 || a->membw)
+		return keel_err_set(err, -ENOTSUP, "update: kernel memory, realtime cpu and Intel RDT limits "
+				    "are not supported by keel-run");
+	if (a->resources) {
+		json_error_t je;
+		res = strcmp(a->resources, "-") == 0 ? json_loadf(stdin, 0, &je)
+						     : json_load_file(a->resources, 0, &je);
+		if (!res)
+			return keel_err_set(err, -KEEL_EPARSE, "update --resources %s: %s (line %d)",
+					    a->resources, je.text, je.line);
+	} else {
+		res = json_object();
+		if (!res)
+			return keel_err_set(err, -ENOMEM, "out of memory");
+		if ((r = set_num(res, "memory", "limit", a->memory, true, "memory", err)) < 0 ||
+		    (r = set_num(res, "memory", "swap", a->memory_swap, true, "memory-swap", err)) < 0 ||
+		    (r = set_num(res, "memory", "reservation", a->memory_reservation, true,
+				 "memory-reservation", err)) < 0 ||
+		    (r = set_num(res, "cpu", "shares", a->cpu_shares, false, "cpu-shares", err)) < 0 ||
+		    (r = set_num(res, "cpu", "quota", a->cpu_quota, false, "cpu-quota", err)) < 0 ||
+		    (r = set_num(res, "cpu", "period", a->cpu_period, false, "cpu-period", err)) < 0 ||
+		    (r = set_num(res, "pids", "limit", a->pids_limit, false, "pids-limit", err)) < 0 ||
+		    (r = set_num(res, "blockIO", "weight", a->blkio_weight, false, "blkio-weight", err)) < 0) {
+			json_decref(res);
+			return r;
+		}
+		if (a->cpuset_cpus || a->cpuset_mems) {
+			json_t *cpu = json_object_get(res, "cpu");
+			if (!cpu) {
+				cpu = json_object();
+				json_object_set_new(res, "cpu", cpu);
+			}
+			if (a->cpuset_cpus)
+				json_object_set_new(cpu, "cpus", json_string(a->cpuset_cpus));
+			if (a->cpuset_mems)
+				json_object_set_new(cpu, "mems", json_string(a->cpuset_mems));
+		}
+	}
+	return keel_container_update(a->root, a->pos[0], res, err);
+}
+
+/* ---- ps ---- */
+
+static int cmd_ps(struct args *a, struct keel_err *err)
+{
+	pid_t *pids;
+	size_t n;
+	int r = keel_container_pids(a->root, a->pos[0], &pids, &n, err);
+	if (r < 0)
+		return r;
+	if (a->format && strcmp(a->format, "json") == 0) {
+		fputc('[', stdout);
+		for (size_t i = 0; i < n; i++)
+			printf("%s%d", i ? "," : "", (int)pids[i]);
+		fputs("]\n", stdout);
+		keel_free(pids);
+		return 0;
+	}
+	if (a->format && strcmp(a->format, "table") != 0) {
+		keel_free(pids);
+		return keel_err_set(err, -EINVAL, "invalid format option");
+	}
+	/* runc's table: the host's ps (default -ef), its header and the lines of our pids. */
+	char *argv[70] = {"ps"};
+	int argc = 1;
+	for (size_t i = 0; a->rest && a->rest[i] && argc < 68; i++)
+		argv[argc++] = a->rest[i];
+	if (argc == 1)
+		argv[argc++] = "-ef";
+	argv[argc] = NULL;
+	int pfd[2];
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		keel_free(pids);
+		return keel_err_errno(err, -errno, "pipe");
+	}
+	pid_t child = fork();
+	if (child == 0) {
+		dup2(pfd[1], 1);
+		execvp("ps", argv);
+		_exit(127);
+	}
+	close(pfd[1]);
+	FILE *f = fdopen(pfd[0], "r");
+	char line[8192];
+	int pid_col = -1;
+	bool header = true;
+	while (f && fgets(line, sizeof(line), f)) {
+		if (header) {
+			char copy[8192], *save, *tok;
+			snprintf(copy, sizeof(copy), "%s", line);
+			int col = 0;
+			for (tok = strtok_r(copy, " \t\n", &save); tok; tok = strtok_r(NULL, " \t\n", &save), col++)
+				if (strcmp(tok, "PID") == 0)
+					pid_col = col;
+			fputs(line, stdout);
+			header = false;
+			continue;
+		}
+		char copy[8192], *save, *tok;
+		snprintf(copy, sizeof(copy), "%s", line);
+		tok = strtok_r(copy, " \t\n", &save);
+		for (int col = 0; tok && col < pid_col; col++)
+			tok = strtok_r(NULL, " \t\n", &save);
+		long p = tok ? strtol(tok, NULL, 10) : -1;
+		for (size_t i = 0; i < n; i++)
+			if (pids[i] == p) {
+				fputs(line, stdout);
+				break;
+			}
+	}
+	if (f)
+		fclose(f);
+	else
+		close(pfd[0]);
+	int status = 0;
+	while (child > 0 && waitpid(child, &status, 0) < 0 && errno == EINTR)
+		;
+	keel_free(pids);
+	if (child < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		return keel_err_set(err, -KEEL_EBASE, "ps failed");
+	if (pid_col < 0)
+		return keel_err_set(err, -KEEL_EBASE, "couldn't find PID field in ps output");
+	return 0;
+}
+
+/* ---- events ---- */
+
+static int cmd_events(struct args *a, struct keel_err *err)
+{
+	uint64_t interval_ms = 5000;
+	if (a->interval) {
+		char *end;
+		double v = strtod(a->interval, &end);
+		double mul = strcmp(end, "ms") == 0 ? 1 : strcmp(end, "s") == 0 || !*end ? 1000
+			   : strcmp(end, "m") == 0 ? 60000 : -1;
+		if (end == a->interval || mul < 0 || v <= 0)
+			return keel_err_set(err, -EINVAL, "invalid value for --interval: %s", a->interval);
+		interval_ms = (uint64_t)(v * mul);
+	}
+	for (;;) {
+		struct keel_buf b = KEEL_BUF_INIT;
+		int r = keel_container_stats(a->root, a->pos[0], &b, err);
+		if (r == 0) {
+			fwrite(b.data, 1, b.len, stdout);
+			fputc('\n', stdout);
+			fflush(stdout);
+		}
+		keel_buf_free(&b);
+		if (r < 0)
+			return r;
+		if (r == 1) /* stopped */
+			return a->stats ? keel_err_set(err, -EINVAL, "container not running") : 0;
+		if (a->stats)
+			return 0;
+		struct timespec ts = {(time_t)(interval_ms / 1000), (long)(interval_ms % 1000) * 1000000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* ---- spec, features ---- */
+
+static int cmd_spec(struct args *a, struct keel_err *err)
+{
+	struct keel_buf b = KEEL_BUF_INIT;
+	int r = keel_spec_default(a->rootless, &b);
+	if (r < 0)
+		return keel_err_set(err, r, "out of memory");
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/config.json", a->bundle ? a->bundle : ".");
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+	if (fd < 0) {
+		r = errno == EEXIST ? keel_err_set(err, -EEXIST, "File %s exists. Remove it first", path)
+				    : keel_err_errno(err, -errno, "creating %s", path);
+	} else {
+		ssize_t w = write(fd, b.data, b.len);
+		if (w < 0 || (size_t)w != b.len)
+			r = keel_err_errno(err, w < 0 ? -errno : -EIO, "writing %s", path);
+		close(fd);
+	}
+	keel_buf_free(&b);
+	return r;
+}
+
+static int cmd_features(struct keel_err *err)
+{
+	struct keel_buf b = KEEL_BUF_INIT;
+	int r = keel_run_features(&b);
+	if (r < 0)
+		return keel_err_set(err, r, "out of memory");
+	fwrite(b.data, 1, b.len, stdout);
+	keel_buf_free(&b);
+	return 0;
+}
+
 static const char usage[] =
 	"usage: keel-run [global options] command [command options] [arguments...]\n"
 	"\n"
@@ -269,6 +642,18 @@ static const char usage[] =
 	"  kill [--all] ID [SIGNAL]\n"
 	"  delete [--force] ID\n"
 	"  list [--format table|json] [--quiet]\n"
+	"  exec [--process P.json | --env E --cwd D --user U[:G] --cap C --no-new-privs --tty]\n"
+	"       [--detach] [--console-socket S] [--pid-file F] [--preserve-fds N] ID [COMMAND...]\n"
+	"  ps [--format table|json] ID [PS-ARGS...]\n"
+	"  pause ID | resume ID\n"
+	"  update [--resources FILE|-] [--memory N] [--memory-swap N] [--memory-reservation N]\n"
+	"         [--cpu-shares N] [--cpu-quota N] [--cpu-period N] [--cpuset-cpus L]\n"
+	"         [--cpuset-mems L] [--pids-limit N] [--blkio-weight N] ID\n"
+	"  events [--stats] [--interval 5s] ID\n"
+	"  spec [--bundle DIR] [--rootless]\n"
+	"  features\n"
+	"  image COMMAND ...   the image store (keel-image: import, list, inspect, rm, gc)\n"
+	"  pod COMMAND ...     pods of apps from images (keel-pod: run, list, status, stop, rm, ...)\n"
 	"\n"
 	"global options:\n"
 	"  --root DIR          state directory (default " KEEL_RUN_DEFAULT_ROOT ")\n"
@@ -279,14 +664,18 @@ static const char usage[] =
 static const struct command {
 	const char *name;
 	const struct opt *opts;
+	bool command_after_id; /* exec, ps: flags end at the id, the rest is a command line */
 } commands[] = {
-	{"create", create_opts}, {"start", no_opts}, {"run", run_opts}, {"state", no_opts},
-	{"kill", kill_opts}, {"delete", delete_opts}, {"list", list_opts},
+	{"create", create_opts, false}, {"start", no_opts, false}, {"run", run_opts, false},
+	{"state", no_opts, false}, {"kill", kill_opts, false}, {"delete", delete_opts, false},
+	{"list", list_opts, false}, {"exec", exec_opts, true}, {"ps", ps_opts, true},
+	{"pause", no_opts, false}, {"resume", no_opts, false}, {"update", update_opts, false},
+	{"events", events_opts, false}, {"spec", spec_opts, false}, {"features", no_opts, false},
 };
 
-/* runc commands keel-run does not have yet: a clear error instead of "unknown command". */
-static const char *const later_commands[] = {"exec", "pause", "resume", "ps", "update", "features",
-					     "spec", "events", "checkpoint", "restore", NULL};
+/* runc commands keel-run does not have: a clear error instead of "unknown command". podman
+ * probes `checkpoint --help` and takes a failure as "no checkpoint support" (no CRIU). */
+static const char *const later_commands[] = {"checkpoint", "restore", NULL};
 
 static int dispatch(const char *cmd, struct args *a, int *exit_status, struct keel_err *err)
 {
@@ -298,6 +687,11 @@ static int dispatch(const char *cmd, struct args *a, int *exit_status, struct ke
 	int r;
 	if (strcmp(cmd, "list") == 0)
 		return cmd_list(a, err);
+	if (strcmp(cmd, "spec") == 0)
+		return a->n_pos ? keel_err_set(err, -EINVAL, "spec: too many arguments") : cmd_spec(a, err);
+	if (strcmp(cmd, "features") == 0)
+		return a->n_pos ? keel_err_set(err, -EINVAL, "features: too many arguments")
+				: cmd_features(err);
 	if ((r = need_id(a, strcmp(cmd, "kill") == 0 ? 2 : 1, cmd)) < 0)
 		return keel_err_set(err, r, "%s", errbuf);
 	if (strcmp(cmd, "create") == 0)
@@ -308,6 +702,16 @@ static int dispatch(const char *cmd, struct args *a, int *exit_status, struct ke
 		return keel_container_run(&o, exit_status, err);
 	if (strcmp(cmd, "delete") == 0)
 		return keel_container_delete(a->root, o.id, a->force, err);
+	if (strcmp(cmd, "exec") == 0)
+		return cmd_exec(a, exit_status, err);
+	if (strcmp(cmd, "ps") == 0)
+		return cmd_ps(a, err);
+	if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
+		return keel_container_pause(a->root, o.id, cmd[0] == 'p', err);
+	if (strcmp(cmd, "update") == 0)
+		return cmd_update(a, err);
+	if (strcmp(cmd, "events") == 0)
+		return cmd_events(a, err);
 	if (strcmp(cmd, "kill") == 0) {
 		const char *name = a->n_pos > 1 ? a->pos[1] : "SIGTERM";
 		int sig = keel_signal_from_name(name);
@@ -324,6 +728,34 @@ static int dispatch(const char *cmd, struct args *a, int *exit_status, struct ke
 	}
 	keel_buf_free(&b);
 	return r;
+}
+
+/* `keel-run image ...` and `keel-run pod ...` run the image store's and the pods' own binaries,
+ * so that libarchive and the image code are not loaded by every runc-style command (each
+ * `create` or `exec` pays for every library it links). They live beside keel-run once
+ * installed, and in sibling directories of the build tree. */
+static int exec_sibling(const char *name, char **argv)
+{
+	char self[4096];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			char path[2][4096 + 64];
+			snprintf(path[0], sizeof(path[0]), "%s/%s", self, name);
+			snprintf(path[1], sizeof(path[1]), "%s/../%s/%s", self, name, name);
+			for (size_t k = 0; k < 2; k++) {
+				argv[0] = path[k];
+				execv(path[k], argv);
+			}
+		}
+	}
+	argv[0] = (char *)name;
+	execvp(name, argv);
+	fprintf(stderr, "keel-run: cannot run %s: %s\n", name, strerror(errno));
+	return 1;
 }
 
 int main(int argc, char **argv)
@@ -367,6 +799,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	const char *cmd = argv[i++];
+	if (strcmp(cmd, "image") == 0 || strcmp(cmd, "pod") == 0)
+		return exec_sibling(cmd[0] == 'i' ? "keel-image" : "keel-pod", argv + i - 1);
 	const struct command *c = NULL;
 	for (size_t k = 0; k < KEEL_ARRAY_SIZE(commands); k++)
 		if (strcmp(commands[k].name, cmd) == 0)
@@ -375,7 +809,7 @@ int main(int argc, char **argv)
 		bool later = false;
 		for (size_t k = 0; later_commands[k]; k++)
 			later |= strcmp(later_commands[k], cmd) == 0;
-		snprintf(errbuf, sizeof(errbuf), later ? "%s: not implemented in keel-run yet"
+		snprintf(errbuf, sizeof(errbuf), later ? "%s: not supported by keel-run (no CRIU support)"
 						       : "No help topic for '%s'", cmd);
 		keel_log(KEEL_LOG_ERROR, errbuf);
 		if (log_fd != 2)
@@ -383,7 +817,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	a.help = false;
-	r = parse(c->opts, false, argc, argv, &i, &a);
+	r = parse(c->opts, c->command_after_id, argc, argv, &i, &a);
+	if (r == 0 && c->command_after_id && i < argc) {
+		a.pos[a.n_pos++] = argv[i++];
+		if (i < argc && strcmp(argv[i], "--") == 0)
+			i++;
+		a.rest = argv + i;
+	}
 	if (r == 0 && a.help) {
 		fputs(usage, stdout);
 		return 0;
@@ -407,6 +847,6 @@ int main(int argc, char **argv)
 	if (log_fd != 2)
 		close(log_fd);
 	if (r < 0)
-		return 1;
+		return exit_status == 255 ? 255 : 1;
 	return exit_status;
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/jw.h"
 #include "base/mem.h"
 #include "base/str.h"
 
@@ -208,11 +209,13 @@ static int v1_devices(const char *dir, const struct keel_spec_resources *res, st
 }
 
 static int v1_resources(const struct keel_cgroup *cg, const struct keel_spec_resources *res,
-			struct keel_err *err)
+			bool update, struct keel_err *err)
 {
-	const struct keel_cgroup_dir *d;
+	const struct keel_cgroup_dir *d = NULL;
 	int r = 0;
-	if ((d = find_dir(cg, "devices")))
+	if (update && !res->n_devices)
+		; /* an update without device rules keeps the ones the container has */
+	else if ((d = find_dir(cg, "devices")))
 		r = v1_devices(d->path, res, err);
 	else if (res->n_devices)
 		return keel_err_set(err, -ENOTSUP, "linux.resources.devices: no devices cgroup controller");
@@ -221,9 +224,19 @@ static int v1_resources(const struct keel_cgroup *cg, const struct keel_spec_res
 	bool mem = res->has_memory_limit || res->has_memory_reservation || res->has_memory_swap;
 	if (mem && !(d = find_dir(cg, "memory")))
 		return keel_err_set(err, -ENOTSUP, "linux.resources.memory: no memory cgroup controller");
-	if (res->has_memory_limit && (r = write_i64(d->path, "memory.limit_in_bytes", res->memory_limit, err)) < 0)
-		return r;
-	if (res->has_memory_swap &&
+	bool swap_done = false;
+	if (res->has_memory_limit &&
+	    (r = write_i64(d->path, "memory.limit_in_bytes", res->memory_limit, err)) < 0) {
+		/* Raising the limit above the current memory+swap limit fails until that one is
+		 * raised first (runc's order for updates). */
+		if (r != -EINVAL || !res->has_memory_swap)
+			return r;
+		if ((r = write_i64(d->path, "memory.memsw.limit_in_bytes", res->memory_swap, err)) < 0 ||
+		    (r = write_i64(d->path, "memory.limit_in_bytes", res->memory_limit, err)) < 0)
+			return r;
+		swap_done = true;
+	}
+	if (res->has_memory_swap && !swap_done &&
 	    (r = write_i64(d->path, "memory.memsw.limit_in_bytes", res->memory_swap, err)) < 0)
 		return keel_err_wrap(err, "linux.resources.memory.swap (is swap accounting on?)");
 	if (res->has_memory_reservation &&
@@ -302,8 +315,9 @@ static int v2_enable(const struct keel_cgroup_dir *d, const char *mnt, const str
 }
 
 static int v2_resources(const struct keel_cgroup *cg, const struct keel_spec_resources *res,
-			struct keel_err *err)
+			bool update, struct keel_err *err)
 {
+	(void)update;
 	const struct keel_cgroup_dir *d = &cg->dirs[0];
 	int r;
 	if (res->n_devices)
@@ -364,7 +378,7 @@ static int v2_resources(const struct keel_cgroup *cg, const struct keel_spec_res
 /* The layout-specific operations. */
 struct cgroup_ops {
 	int (*resources)(const struct keel_cgroup *cg, const struct keel_spec_resources *res,
-			 struct keel_err *err);
+			 bool update, struct keel_err *err);
 };
 
 static const struct cgroup_ops v1_ops = {v1_resources};
@@ -441,7 +455,7 @@ int keel_cgroup_create(struct keel_cgroup *cg, const struct keel_spec *spec, con
 	}
 	if (r == 0 && spec->resources.any) {
 		const struct cgroup_ops *ops = cg->mode == KEEL_CGROUP_V2 ? &v2_ops : &v1_ops;
-		r = ops->resources(cg, &spec->resources, err);
+		r = ops->resources(cg, &spec->resources, false, err);
 	}
 	if (r < 0) {
 		char **dirs = NULL;
@@ -566,4 +580,142 @@ int keel_cgroup_remove_dirs(char *const *dirs, struct keel_err *err)
 			first = keel_err_errno(err, r, "removing cgroup %s", dirs[i]);
 	}
 	return first;
+}
+
+int keel_cgroup_names_paths(const struct keel_cgroup *cg, char ***names, char ***paths)
+{
+	for (unsigned i = 0; i < cg->n; i++)
+		if (keel_strv_push(names, cg->dirs[i].name) < 0 || keel_strv_push(paths, cg->dirs[i].path) < 0)
+			return -ENOMEM;
+	return 0;
+}
+
+int keel_cgroup_load(struct keel_cgroup *cg, int mode, char *const *names, char *const *paths,
+		     bool open_v2, struct keel_err *err)
+{
+	memset(cg, 0, sizeof(*cg));
+	cg->v2_fd = -1;
+	cg->mode = (enum keel_cgroup_mode)mode;
+	cg->mnt_root = CG_ROOT;
+	for (size_t i = 0; names && names[i] && paths && paths[i] && cg->n < KEEL_CGROUP_MAX_DIRS; i++) {
+		struct keel_cgroup_dir *d = &cg->dirs[cg->n];
+		snprintf(d->name, sizeof(d->name), "%s", names[i]);
+		if (!(d->path = keel_strdup(paths[i]))) {
+			keel_cgroup_free(cg);
+			return keel_err_set(err, -ENOMEM, "out of memory");
+		}
+		cg->n++;
+	}
+	if (open_v2 && cg->mode != KEEL_CGROUP_V1) {
+		const struct keel_cgroup_dir *d = find_dir(cg, cg->mode == KEEL_CGROUP_V2 ? "" : "unified");
+		if (d && (cg->v2_fd = open(d->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+			int r = keel_err_errno(err, -errno, "opening %s", d->path);
+			keel_cgroup_free(cg);
+			return r;
+		}
+	}
+	return 0;
+}
+
+int keel_cgroup_set_resources(const struct keel_cgroup *cg, const struct keel_spec_resources *res,
+			      struct keel_err *err)
+{
+	const struct cgroup_ops *ops = cg->mode == KEEL_CGROUP_V2 ? &v2_ops : &v1_ops;
+	return ops->resources(cg, res, true, err);
+}
+
+int keel_cgroup_freeze(const struct keel_cgroup *cg, bool freeze, struct keel_err *err)
+{
+	const struct keel_cgroup_dir *d = find_dir(cg, "freezer");
+	bool v1 = d != NULL;
+	if (!d && cg->mode == KEEL_CGROUP_V2)
+		d = find_dir(cg, "");
+	if (!d)
+		return keel_err_set(err, -ENOTSUP, "no freezer cgroup: the container cannot be paused");
+	const char *file = v1 ? "freezer.state" : "cgroup.freeze";
+	const char *want = v1 ? (freeze ? "FROZEN" : "THAWED") : (freeze ? "1" : "0");
+	/* v1 may sit in FREEZING while a task is busy in the kernel: write again until the
+	 * state is reached, as runc does. */
+	for (int attempt = 0; attempt < 1000; attempt++) {
+		char buf[64];
+		int r = write_file(d->path, file, want, err);
+		if (r < 0)
+			return r;
+		ssize_t n = v1 ? read_file(d->path, "freezer.state", buf, sizeof(buf))
+			       : read_file(d->path, "cgroup.events", buf, sizeof(buf));
+		if (n < 0)
+			return keel_err_errno(err, (int)n, "reading the freezer state in %s", d->path);
+		bool done = v1 ? strncmp(buf, want, strlen(want)) == 0
+			       : (strstr(buf, freeze ? "frozen 1" : "frozen 0") != NULL);
+		if (done)
+			return 0;
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return keel_err_set(err, -ETIMEDOUT, "the container's cgroup did not reach %s", want);
+}
+
+static bool read_u64(const char *dir, const char *file, uint64_t *v)
+{
+	char buf[64];
+	if (!dir || read_file(dir, file, buf, sizeof(buf)) <= 0)
+		return false;
+	if (strncmp(buf, "max", 3) == 0) {
+		*v = UINT64_MAX;
+		return true;
+	}
+	*v = strtoull(buf, NULL, 10);
+	return true;
+}
+
+static const char *dir_of(const struct keel_cgroup *cg, const char *v1name)
+{
+	const struct keel_cgroup_dir *d = find_dir(cg, cg->mode == KEEL_CGROUP_V2 ? "" : v1name);
+	return d ? d->path : NULL;
+}
+
+void keel_cgroup_stats(const struct keel_cgroup *cg, struct keel_jw *w)
+{
+	bool v2 = cg->mode == KEEL_CGROUP_V2;
+	uint64_t v;
+	const char *cpu = dir_of(cg, "cpuacct"), *mem = dir_of(cg, "memory"), *pids = dir_of(cg, "pids");
+	if (!cpu)
+		cpu = dir_of(cg, "cpu");
+	keel_jw_key(w, "cpu");
+	keel_jw_obj_begin(w);
+	keel_jw_key(w, "usage");
+	keel_jw_obj_begin(w);
+	if (v2) {
+		char buf[1024];
+		if (cpu && read_file(cpu, "cpu.stat", buf, sizeof(buf)) > 0) {
+			char *p = strstr(buf, "usage_usec ");
+			if (p)
+				keel_jw_ku64(w, "total", strtoull(p + 11, NULL, 10) * 1000);
+		}
+	} else if (read_u64(cpu, "cpuacct.usage", &v)) {
+		keel_jw_ku64(w, "total", v);
+	}
+	keel_jw_obj_end(w);
+	keel_jw_obj_end(w);
+	keel_jw_key(w, "memory");
+	keel_jw_obj_begin(w);
+	keel_jw_key(w, "usage");
+	keel_jw_obj_begin(w);
+	if (read_u64(mem, v2 ? "memory.current" : "memory.usage_in_bytes", &v))
+		keel_jw_ku64(w, "usage", v);
+	if (!v2 && read_u64(mem, "memory.max_usage_in_bytes", &v))
+		keel_jw_ku64(w, "max", v);
+	if (read_u64(mem, v2 ? "memory.max" : "memory.limit_in_bytes", &v))
+		keel_jw_ku64(w, "limit", v);
+	if (!v2 && read_u64(mem, "memory.failcnt", &v))
+		keel_jw_ku64(w, "failcnt", v);
+	keel_jw_obj_end(w);
+	keel_jw_obj_end(w);
+	keel_jw_key(w, "pids");
+	keel_jw_obj_begin(w);
+	if (read_u64(pids, "pids.current", &v))
+		keel_jw_ku64(w, "current", v);
+	if (read_u64(pids, "pids.max", &v))
+		keel_jw_ku64(w, "limit", v);
+	keel_jw_obj_end(w);
 }

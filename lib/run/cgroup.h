@@ -45,6 +45,23 @@ void keel_cgroup_procs_path(const struct keel_cgroup *cg, char *out, size_t size
 /* Directories to remove on delete, leaf first then the parents this container created. */
 int keel_cgroup_dirs(const struct keel_cgroup *cg, char ***ret);
 void keel_cgroup_free(struct keel_cgroup *cg);
+/* Each hierarchy's name and the container's directory in it (two strv in the same order), for
+ * state.json; keel_cgroup_load rebuilds the struct from them (opening the v2 directory for
+ * CLONE_INTO_CGROUP when open_v2). */
+int keel_cgroup_names_paths(const struct keel_cgroup *cg, char ***names, char ***paths);
+int keel_cgroup_load(struct keel_cgroup *cg, int mode, char *const *names, char *const *paths,
+		     bool open_v2, struct keel_err *err);
+
+/* `update`: write the resources that are set in res (runtime-spec linux.resources). */
+int keel_cgroup_set_resources(const struct keel_cgroup *cg, const struct keel_spec_resources *res,
+			      struct keel_err *err);
+/* `pause`/`resume`: the v1 freezer (hybrid, v1) or cgroup.freeze (v2); waits until the state is
+ * reached (up to ~2 s). */
+int keel_cgroup_freeze(const struct keel_cgroup *cg, bool freeze, struct keel_err *err);
+/* `events --stats`: cpu, memory and pids figures as the members of runc's stats "data" object
+ * (written into an open object of w). */
+struct keel_jw;
+void keel_cgroup_stats(const struct keel_cgroup *cg, struct keel_jw *w);
 
 /* Signal every process listed in procs_path; returns how many were signalled, or -errno. */
 int keel_cgroup_signal_all(const char *procs_path, int sig);

@@ -57,3 +57,13 @@ int keel__rootfs_finish(struct keel__init *c, struct keel_err *err);
 
 /* seccomp.c: build and load the filter. */
 int keel__seccomp_load(const struct keel_spec_seccomp *sc, struct keel_err *err);
+
+/* init.c's steps that `exec` repeats for its process. */
+int keel__set_rlimits(const struct keel_spec *s, struct keel_err *err);
+/* process.args[0] looked up in the process's PATH, as execvp would. */
+int keel__find_exec(const struct keel_spec *s, char *out, size_t size, struct keel_err *err);
+int keel__set_caps_and_user(const struct keel_spec *s, struct keel_err *err);
+/* A new pty, its master sent to the --console-socket (closed and set to -1 after), the slave
+ * made stdio and the controlling terminal; bound on /dev/console too when dev_console. */
+int keel__setup_console(int *console_fd, const struct keel_spec *spec, bool dev_console,
+			struct keel_err *err);

@@ -467,10 +467,12 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 	st->pid_start = keel_pid_start_time(pid);
 	st->created_ns = keel_wall_ns();
 	st->own_pidns = s->ns_new & (1u << KEEL_NS_PID);
+	st->cgroup_mode = (int)x->cg.mode;
 	if (!(st->id = keel_strdup(o->id)) || !(st->bundle = keel_strdup(x->bundle)) ||
 	    !(st->rootfs = keel_strdup(x->rootfs)) || !(st->cgroup_procs = keel_strdup(procs)) ||
 	    (s->annotations && !(st->annotations = json_dumps(s->annotations, JSON_COMPACT))) ||
-	    keel_cgroup_dirs(&x->cg, &st->cgroup_dirs) < 0) {
+	    keel_cgroup_dirs(&x->cg, &st->cgroup_dirs) < 0 ||
+	    keel_cgroup_names_paths(&x->cg, &st->cgroup_names, &st->cgroup_paths) < 0) {
 		r = keel_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -710,8 +712,9 @@ int keel_container_delete(const char *root, const char *id, bool force, struct k
 		return r;
 	}
 	enum keel_cstatus status = keel_cstate_status(dirfd, &st);
-	if (status == KEEL_CSTATUS_RUNNING && !force) {
-		r = keel_err_set(err, -EBUSY, "cannot delete container %s that is not stopped: running", id);
+	if ((status == KEEL_CSTATUS_RUNNING || status == KEEL_CSTATUS_PAUSED) && !force) {
+		r = keel_err_set(err, -EBUSY, "cannot delete container %s that is not stopped: %s", id,
+				 keel_cstatus_name(status));
 		goto out;
 	}
 	if (status != KEEL_CSTATUS_STOPPED) {
@@ -719,6 +722,17 @@ int keel_container_delete(const char *root, const char *id, bool force, struct k
 		if (r < 0 && r != -ESRCH) {
 			keel_err_errno(err, r, "killing the container");
 			goto out;
+		}
+		if (status == KEEL_CSTATUS_PAUSED) {
+			/* Frozen tasks die only once thawed. */
+			struct keel_cgroup cg;
+			if (st.cgroup_procs)
+				keel_cgroup_signal_all(st.cgroup_procs, SIGKILL);
+			if (keel_cgroup_load(&cg, st.cgroup_mode, st.cgroup_names, st.cgroup_paths, false,
+					     NULL) == 0) {
+				keel_cgroup_freeze(&cg, false, NULL);
+				keel_cgroup_free(&cg);
+			}
 		}
 		if (wait_exit(st.pid, 10000) < 0) {
 			r = keel_err_set(err, -ETIMEDOUT, "the container's init did not die within 10 s");

@@ -43,6 +43,37 @@ int keel_container_kill(const char *root, const char *id, int sig, bool all, str
 /* `delete`: stopped or created containers; running ones only with force (killed first). */
 int keel_container_delete(const char *root, const char *id, bool force, struct keel_err *err);
 
+/* `exec`: a new process in a running (or created) container: its namespaces, cgroups, and the
+ * process's user, capabilities, rlimits, no_new_privs; seccomp from the container's config. */
+struct keel_exec_opts {
+	const char *root, *id;
+	const char *process_file;   /* --process: a runtime-spec process object (or "-": stdin) */
+	char *const *args;          /* the command when no --process (NULL-terminated) */
+	char *const *env;           /* --env NAME=VALUE, added to (or replacing in) the config's */
+	const char *cwd;            /* --cwd */
+	const char *user;           /* --user UID[:GID] */
+	char *const *caps;          /* --cap CAP_X, added to all sets but ambient */
+	char *const *gids;          /* --additional-gids */
+	bool no_new_privs, tty, detach;
+	const char *apparmor, *label;
+	const char *console_socket, *pid_file;
+	unsigned preserve_fds;
+};
+int keel_container_exec(const struct keel_exec_opts *opts, int *ret_status, struct keel_err *err);
+
+/* `pause`/`resume`: freeze or thaw every process of a running container. */
+int keel_container_pause(const char *root, const char *id, bool pause, struct keel_err *err);
+/* `update`: new limits from a linux.resources JSON document (taken; may be NULL for none). */
+struct json_t;
+int keel_container_update(const char *root, const char *id, struct json_t *resources,
+			  struct keel_err *err);
+/* `ps`: the pids of the container's processes (keel_free the array). */
+int keel_container_pids(const char *root, const char *id, pid_t **ret, size_t *ret_n,
+			struct keel_err *err);
+/* `events --stats`: runc's stats event for one container into out. 1 when the container has
+ * stopped (nothing written). */
+int keel_container_stats(const char *root, const char *id, struct keel_buf *out, struct keel_err *err);
+
 /* `list`: one entry per container with a state. */
 struct keel_container_info {
 	char *id;

@@ -17,6 +17,8 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <termios.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <unistd.h>
 #include <grp.h>
 
@@ -99,7 +101,8 @@ static int join_namespaces(struct keel__init *c, struct keel_err *err)
 	return 0;
 }
 
-static int setup_console(struct keel__init *c, struct keel_err *err)
+int keel__setup_console(int *console_fd, const struct keel_spec *spec, bool dev_console,
+			struct keel_err *err)
 {
 	char name[64];
 	int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
@@ -115,13 +118,13 @@ static int setup_console(struct keel__init *c, struct keel_err *err)
 		r = keel_err_errno(err, -errno, "opening %s", name);
 		goto out;
 	}
-	if (c->spec->process.console_height || c->spec->process.console_width) {
-		struct winsize ws = {.ws_row = (unsigned short)c->spec->process.console_height,
-				     .ws_col = (unsigned short)c->spec->process.console_width};
+	if (spec->process.console_height || spec->process.console_width) {
+		struct winsize ws = {.ws_row = (unsigned short)spec->process.console_height,
+				     .ws_col = (unsigned short)spec->process.console_width};
 		ioctl(slave, TIOCSWINSZ, &ws);
 	}
 	/* /dev/console is the terminal too (runtime-spec config-linux.md "Devices"). */
-	int cf = open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int cf = dev_console ? open("/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0600) : -1;
 	if (cf >= 0) {
 		close(cf);
 		if (mount(name, "/dev/console", NULL, MS_BIND, NULL) < 0) {
@@ -144,13 +147,13 @@ static int setup_console(struct keel__init *c, struct keel_err *err)
 	cm->cmsg_type = SCM_RIGHTS;
 	cm->cmsg_len = CMSG_LEN(sizeof(int));
 	memcpy(CMSG_DATA(cm), &master, sizeof(int));
-	if (sendmsg(c->console_fd, &msg, MSG_NOSIGNAL) < 0) {
+	if (sendmsg(*console_fd, &msg, MSG_NOSIGNAL) < 0) {
 		r = keel_err_errno(err, -errno, "sending the pty to the console socket");
 		close(slave);
 		goto out;
 	}
-	close(c->console_fd);
-	c->console_fd = -1;
+	close(*console_fd);
+	*console_fd = -1;
 	if (setsid() < 0 || ioctl(slave, TIOCSCTTY, 0) < 0) {
 		r = keel_err_errno(err, -errno, "making the pty the controlling terminal");
 		close(slave);
@@ -167,7 +170,7 @@ out:
 	return r;
 }
 
-static int set_rlimits(const struct keel_spec *s, struct keel_err *err)
+int keel__set_rlimits(const struct keel_spec *s, struct keel_err *err)
 {
 	static const char *const names[] = {
 		[RLIMIT_CPU] = "RLIMIT_CPU", [RLIMIT_FSIZE] = "RLIMIT_FSIZE", [RLIMIT_DATA] = "RLIMIT_DATA",
@@ -197,7 +200,7 @@ static int set_rlimits(const struct keel_spec *s, struct keel_err *err)
 
 /* The executable, looked up in the container's PATH as execvp would, so that a missing binary
  * fails `create` rather than the later `start` (as runc). */
-static int find_exec(const struct keel_spec *s, char *out, size_t size, struct keel_err *err)
+int keel__find_exec(const struct keel_spec *s, char *out, size_t size, struct keel_err *err)
 {
 	const char *arg0 = s->process.args[0];
 	if (strchr(arg0, '/')) {
@@ -224,7 +227,7 @@ static int find_exec(const struct keel_spec *s, char *out, size_t size, struct k
 	return keel_err_set(err, -ENOENT, "exec: \"%s\": executable file not found in $PATH", arg0);
 }
 
-static int set_caps_and_user(const struct keel_spec *s, struct keel_err *err)
+int keel__set_caps_and_user(const struct keel_spec *s, struct keel_err *err)
 {
 	const uint64_t *caps = s->process.caps;
 	if (s->process.has_caps) {
@@ -283,6 +286,28 @@ static int run_container_hooks(struct keel__init *c, enum keel_hook_kind kind, c
 	return r;
 }
 
+/* A new network namespace gets its loopback interface up, as runc and crun do (podman's
+ * --network none and pods rely on 127.0.0.1 working). */
+static int loopback_up(struct keel_err *err)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return keel_err_errno(err, -errno, "socket for bringing up lo");
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	int r = 0;
+	if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0) {
+		r = keel_err_errno(err, -errno, "reading the flags of lo");
+	} else if (!(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+			r = keel_err_errno(err, -errno, "bringing up lo");
+	}
+	close(fd);
+	return r;
+}
+
 KEEL_NORETURN void keel__init_main(struct keel__init *c)
 {
 	const struct keel_spec *s = c->spec;
@@ -322,6 +347,8 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 		keel_err_errno(&err, -errno, "unshare(CLONE_NEWCGROUP)");
 		fail(c, &err);
 	}
+	if ((s->ns_new & (1u << KEEL_NS_NET)) && loopback_up(&err) < 0)
+		fail(c, &err);
 	if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0) {
 		keel_err_errno(&err, -errno, "sethostname");
 		fail(c, &err);
@@ -343,13 +370,13 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 		fail(c, &err);
 	if (keel__rootfs_pivot(c, &err) < 0)
 		fail(c, &err);
-	if (s->process.terminal && setup_console(c, &err) < 0)
+	if (s->process.terminal && keel__setup_console(&c->console_fd, s, true, &err) < 0)
 		fail(c, &err);
 	if (keel__rootfs_finish(c, &err) < 0)
 		fail(c, &err);
-	if (set_rlimits(s, &err) < 0)
+	if (keel__set_rlimits(s, &err) < 0)
 		fail(c, &err);
-	if (find_exec(s, exe, sizeof(exe), &err) < 0)
+	if (keel__find_exec(s, exe, sizeof(exe), &err) < 0)
 		fail(c, &err);
 	if (chdir(s->process.cwd) < 0) {
 		keel_err_errno(&err, -errno, "chdir to process.cwd %s", s->process.cwd);
@@ -364,7 +391,7 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 	 * process (runc's order). */
 	if (s->seccomp && !s->process.no_new_privileges && keel__seccomp_load(s->seccomp, &err) < 0)
 		fail(c, &err);
-	if (set_caps_and_user(s, &err) < 0)
+	if (keel__set_caps_and_user(s, &err) < 0)
 		fail(c, &err);
 	if (s->process.has_umask)
 		umask(s->process.umask);

@@ -424,6 +424,18 @@ static const struct {
 	{"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
+const char *keel_spec_mount_option_name(size_t i)
+{
+	if (i < KEEL_ARRAY_SIZE(mount_opts))
+		return mount_opts[i].name;
+	i -= KEEL_ARRAY_SIZE(mount_opts);
+	if (i < KEEL_ARRAY_SIZE(propagation_opts))
+		return propagation_opts[i].name;
+	i -= KEEL_ARRAY_SIZE(propagation_opts);
+	static const char *const more[] = {"bind", "rbind"};
+	return i < KEEL_ARRAY_SIZE(more) ? more[i] : NULL;
+}
+
 /* "rprivate" -> MS_PRIVATE|MS_REC; 0 when not a propagation name. */
 unsigned long keel__spec_propagation(const char *name);
 unsigned long keel__spec_propagation(const char *name)
@@ -698,6 +710,23 @@ int keel_spec_parse(const char *data, size_t len, struct keel_spec **ret, struct
 		return r;
 	}
 	r = parse_doc(spec, err);
+	if (r < 0) {
+		keel_spec_free(spec);
+		return r;
+	}
+	*ret = spec;
+	return 0;
+}
+
+int keel_spec_parse_json(json_t *doc, struct keel_spec **ret, struct keel_err *err)
+{
+	struct keel_spec *spec = keel_calloc(1, sizeof(*spec));
+	if (!spec) {
+		json_decref(doc);
+		return keel_err_set(err, -ENOMEM, "out of memory");
+	}
+	spec->json = doc;
+	int r = parse_doc(spec, err);
 	if (r < 0) {
 		keel_spec_free(spec);
 		return r;

@@ -188,6 +188,10 @@ int keel_spec_parse(const char *data, size_t len, struct keel_spec **ret, struct
 /* keel_spec_parse on a file's contents (errors as above, plus -errno from reading it). */
 int keel_spec_load(const char *path, struct keel_spec **ret, struct keel_err *err);
 void keel_spec_free(struct keel_spec *spec);
+/* keel_spec_parse on a document already parsed; takes doc (also on failure). */
+int keel_spec_parse_json(json_t *doc, struct keel_spec **ret, struct keel_err *err);
+/* A linux.resources object alone (`update --resources`): fills only ret->resources; takes doc. */
+int keel_spec_parse_resources(json_t *doc, struct keel_spec **ret, struct keel_err *err);
 
 /* One array of hooks ("hooks.poststop", or a copy kept in state.json) into out (zeroed); `where`
  * names it in messages. keel_spec_hooks_free releases it. */
@@ -196,6 +200,15 @@ int keel_spec_parse_hook_array(const json_t *arr, const char *where, struct keel
 void keel_spec_hooks_free(struct keel_spec_hooks *hooks);
 
 /* Name tables, for the CLI and tests. */
+/* The i-th mount option keel-run knows (flags, propagation, bind), NULL past the end. */
+const char *keel_spec_mount_option_name(size_t i);
+/* The i-th seccomp name keel-run knows: table 0 actions, 1 operators, 2 architectures. */
+const char *keel_spec_seccomp_name(int table, size_t i);
+/* runc's default config.json (`spec`, `spec --rootless`), indented. */
+struct keel_buf;
+int keel_spec_default(bool rootless, struct keel_buf *out);
+/* The runtime-spec features document (`features`), indented. */
+int keel_run_features(struct keel_buf *out);
 const char *keel_ns_name(enum keel_ns_kind kind);     /* "pid", "network", ... */
 int keel_ns_clone_flag(enum keel_ns_kind kind);       /* CLONE_NEWPID, ... */
 const char *keel_hook_name(enum keel_hook_kind kind); /* "prestart", ... */

@@ -400,6 +400,18 @@ static const char *const seccomp_ops[] = {
 	"SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ",
 };
 
+const char *keel_spec_seccomp_name(int table, size_t i)
+{
+	switch (table) {
+	case 0:
+		return i < KEEL_ARRAY_SIZE(seccomp_actions) ? seccomp_actions[i].name : NULL;
+	case 1:
+		return i + 1 < KEEL_ARRAY_SIZE(seccomp_ops) ? seccomp_ops[i + 1] : NULL;
+	default:
+		return i < KEEL_ARRAY_SIZE(seccomp_archs) ? seccomp_archs[i].name : NULL;
+	}
+}
+
 /* "SCMP_ACT_ERRNO" with errnoRet (default EPERM) -> the action value. */
 static int seccomp_action(const char *name, const json_t *errno_ret, const char *where,
 			  uint32_t *ret, struct keel_err *err)
@@ -749,6 +761,24 @@ int keel__spec_check_linux(const struct keel_spec *spec, struct keel_err *err)
 		if (r < 0)
 			return r;
 	}
+	return 0;
+}
+
+int keel_spec_parse_resources(json_t *doc, struct keel_spec **ret, struct keel_err *err)
+{
+	struct keel_spec *spec = keel_calloc(1, sizeof(*spec));
+	if (!spec) {
+		json_decref(doc);
+		return keel_err_set(err, -ENOMEM, "out of memory");
+	}
+	spec->json = doc;
+	int r = json_is_object(doc) ? parse_resources(spec, doc, err)
+				    : keel_err_set(err, -KEEL_ETYPE, "linux.resources must be an object");
+	if (r < 0) {
+		keel_spec_free(spec);
+		return r;
+	}
+	*ret = spec;
 	return 0;
 }
 

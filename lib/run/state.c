@@ -25,6 +25,7 @@ const char *keel_cstatus_name(enum keel_cstatus s)
 	case KEEL_CSTATUS_CREATING: return "creating";
 	case KEEL_CSTATUS_CREATED: return "created";
 	case KEEL_CSTATUS_RUNNING: return "running";
+	case KEEL_CSTATUS_PAUSED: return "paused";
 	default: return "stopped";
 	}
 }
@@ -40,6 +41,8 @@ void keel_cstate_free(struct keel_cstate *st)
 	keel_free(st->hooks);
 	keel_strv_free(st->cgroup_dirs);
 	keel_free(st->cgroup_procs);
+	keel_strv_free(st->cgroup_names);
+	keel_strv_free(st->cgroup_paths);
 	memset(st, 0, sizeof(*st));
 }
 
@@ -161,6 +164,16 @@ int keel_cstate_save(int dirfd, const struct keel_cstate *st, struct keel_err *e
 	for (size_t i = 0; st->cgroup_dirs && st->cgroup_dirs[i]; i++)
 		keel_jw_str(&w, st->cgroup_dirs[i]);
 	keel_jw_arr_end(&w);
+	keel_jw_ki64(&w, "cgroupMode", st->cgroup_mode);
+	keel_jw_key(&w, "cgroups");
+	keel_jw_arr_begin(&w);
+	for (size_t i = 0; st->cgroup_names && st->cgroup_names[i] && st->cgroup_paths[i]; i++) {
+		keel_jw_arr_begin(&w);
+		keel_jw_str(&w, st->cgroup_names[i]);
+		keel_jw_str(&w, st->cgroup_paths[i]);
+		keel_jw_arr_end(&w);
+	}
+	keel_jw_arr_end(&w);
 	keel_jw_obj_end(&w);
 	int r = keel_jw_finish(&w);
 	if (r < 0) {
@@ -241,6 +254,16 @@ int keel_cstate_load(int dirfd, const char *id, struct keel_cstate *st, struct k
 		if (json_is_string(v) && (r = keel_strv_push(&st->cgroup_dirs, json_string_value(v))) < 0)
 			goto bad;
 	}
+	v = json_object_get(doc, "cgroupMode");
+	st->cgroup_mode = json_is_integer(v) ? (int)json_integer_value(v) : 0;
+	json_array_foreach(json_object_get(doc, "cgroups"), i, v) {
+		json_t *name = json_array_get(v, 0), *path = json_array_get(v, 1);
+		if (!json_is_string(name) || !json_is_string(path))
+			continue;
+		if ((r = keel_strv_push(&st->cgroup_names, json_string_value(name))) < 0 ||
+		    (r = keel_strv_push(&st->cgroup_paths, json_string_value(path))) < 0)
+			goto bad;
+	}
 	json_decref(doc);
 	return 0;
 bad:
@@ -299,7 +322,36 @@ enum keel_cstatus keel_cstate_status(int dirfd, const struct keel_cstate *st)
 		return KEEL_CSTATUS_STOPPED;
 	if (faccessat(dirfd, "exec.fifo", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
 		return KEEL_CSTATUS_CREATED;
+	if (keel_cstate_frozen(st))
+		return KEEL_CSTATUS_PAUSED;
 	return KEEL_CSTATUS_RUNNING;
+}
+
+const char *keel_cstate_cgroup(const struct keel_cstate *st, const char *name)
+{
+	for (size_t i = 0; st->cgroup_names && st->cgroup_names[i] && st->cgroup_paths[i]; i++)
+		if (strcmp(st->cgroup_names[i], name) == 0)
+			return st->cgroup_paths[i];
+	return NULL;
+}
+
+bool keel_cstate_frozen(const struct keel_cstate *st)
+{
+	char path[4200], buf[64];
+	const char *dir = keel_cstate_cgroup(st, "freezer");
+	bool v1 = dir != NULL;
+	if (!dir && !(dir = keel_cstate_cgroup(st, "")))
+		return false;
+	snprintf(path, sizeof(path), "%s/%s", dir, v1 ? "freezer.state" : "cgroup.freeze");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	return v1 ? strncmp(buf, "THAWED", 6) != 0 : buf[0] == '1';
 }
 
 int keel_cstate_json(const struct keel_cstate *st, enum keel_cstatus status, bool indent,

@@ -15,6 +15,7 @@ enum keel_cstatus {
 	KEEL_CSTATUS_CREATED,
 	KEEL_CSTATUS_RUNNING,
 	KEEL_CSTATUS_STOPPED,
+	KEEL_CSTATUS_PAUSED,
 };
 
 const char *keel_cstatus_name(enum keel_cstatus s);
@@ -31,6 +32,9 @@ struct keel_cstate {
 	char **cgroup_dirs;     /* directories to remove on delete, in order (strv) */
 	char *cgroup_procs;     /* a cgroup.procs file listing the container's processes */
 	bool own_pidns;         /* killing init kills everything */
+	int cgroup_mode;        /* enum keel_cgroup_mode */
+	char **cgroup_names;    /* per hierarchy joined: "memory", "unified", "" (pure v2) ... */
+	char **cgroup_paths;    /* ... and the container's directory in it (same order) */
 };
 
 void keel_cstate_free(struct keel_cstate *st);
@@ -49,9 +53,14 @@ int keel_cstate_save(int dirfd, const struct keel_cstate *st, struct keel_err *e
 /* Read it back. -ENOENT when the container is still being created or is gone. */
 int keel_cstate_load(int dirfd, const char *id, struct keel_cstate *st, struct keel_err *err);
 
-/* created (init waits for start), running, or stopped (init gone, a zombie, or another process
- * now holds its pid). */
+/* created (init waits for start), running, paused (its freezer cgroup is frozen), or stopped
+ * (init gone, a zombie, or another process now holds its pid). */
 enum keel_cstatus keel_cstate_status(int dirfd, const struct keel_cstate *st);
+/* The container's directory in hierarchy `name` ("freezer", "unified", "" for pure v2), or NULL. */
+const char *keel_cstate_cgroup(const struct keel_cstate *st, const char *name);
+/* True when the container's cgroup is frozen (v1 freezer.state FROZEN or FREEZING, v2
+ * cgroup.freeze 1). */
+bool keel_cstate_frozen(const struct keel_cstate *st);
 /* True when pid is alive (not a zombie) and started at `start`. */
 bool keel_pid_alive(pid_t pid, uint64_t start);
 /* /proc/<pid>/stat's start time; 0 when the process is gone. */

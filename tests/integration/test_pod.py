@@ -341,3 +341,18 @@ def test_net_host_shares_the_hosts_network_namespace_and_none_does_not(pods):
     pods("rm", "pn")
     # ph made the shared /keel-pod parent, pn still used it when ph went: it goes with pn.
     assert not (CGROUP_ROOT / "memory" / "keel-pod").exists() or not (CGROUP_ROOT / "memory").is_dir()
+
+
+def test_keel_run_dispatches_image_and_pod(build_dir, store, pods):
+    """`keel-run image ...` and `keel-run pod ...` are the image store's and the pods' CLIs."""
+    keel_run = str(Path(build_dir) / "cmd" / "keel-run" / "keel-run")
+    env = dict(os.environ, KEEL_IMAGE_ROOT=str(store["store"]))
+    via_run = subprocess.run([keel_run, "image", "list", "--format", "json"], env=env,
+                             capture_output=True, text=True, timeout=60)
+    direct = pods.image("list", "--format", "json")
+    assert via_run.returncode == 0, via_run.stderr
+    assert json.loads(via_run.stdout) == json.loads(direct.stdout)
+    assert any("pbox" in json.dumps(i) for i in json.loads(via_run.stdout))
+    bad = subprocess.run([keel_run, "pod", "status", "no-such-pod"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode != 0 and "no-such-pod" in bad.stderr

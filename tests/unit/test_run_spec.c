@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <seccomp.h>
@@ -296,6 +297,62 @@ static void test_name_tables(void **state)
 	assert_false(keel_cstate_valid_id(""));
 }
 
+/* `spec` output parses back (both flavours); `features` is JSON naming what the parser takes. */
+static void test_default_spec_and_features(void **state)
+{
+	(void)state;
+	struct keel_err err;
+	keel_err_clear(&err);
+	for (int rootless = 0; rootless < 2; rootless++) {
+		struct keel_buf b = KEEL_BUF_INIT;
+		struct keel_spec *spec;
+		assert_int_equal(keel_spec_default(rootless, &b), 0);
+		int r = keel_spec_parse(b.data, b.len, &spec, &err);
+		if (r < 0)
+			fail_msg("%s", keel_err_msg(&err));
+		assert_true(spec->process.terminal && spec->root_readonly);
+		assert_string_equal(spec->process.args[0], "sh");
+		assert_int_equal(!!(spec->ns_new & (1u << KEEL_NS_USER)), rootless);
+		assert_int_equal(!!(spec->ns_new & (1u << KEEL_NS_NET)), !rootless);
+		assert_int_equal(spec->n_mounts, 7);
+		keel_spec_free(spec);
+		keel_buf_free(&b);
+	}
+	struct keel_buf b = KEEL_BUF_INIT;
+	assert_int_equal(keel_run_features(&b), 0);
+	json_t *doc = json_loadb(b.data, b.len, 0, NULL);
+	assert_non_null(doc);
+	json_t *acts = json_object_get(json_object_get(json_object_get(doc, "linux"), "seccomp"), "actions");
+	assert_true(json_array_size(acts) >= 7);
+	assert_non_null(strstr(b.data, "\"SCMP_CMP_MASKED_EQ\""));
+	assert_non_null(strstr(b.data, "\"rslave\""));
+	json_decref(doc);
+	keel_buf_free(&b);
+}
+
+/* `update --resources`: the object alone, with the same checks as inside config.json. */
+static void test_resources_alone(void **state)
+{
+	(void)state;
+	struct keel_err err;
+	struct keel_spec *spec;
+	keel_err_clear(&err);
+	json_t *doc = json_loads("{\"memory\": {\"limit\": 1048576, \"swap\": -1}, \"cpu\": "
+				 "{\"cpus\": \"0-1\"}, \"pids\": {\"limit\": 9}}", 0, NULL);
+	assert_int_equal(keel_spec_parse_resources(doc, &spec, &err), 0);
+	assert_true(spec->resources.has_memory_limit && spec->resources.memory_limit == 1048576);
+	assert_true(spec->resources.has_memory_swap && spec->resources.memory_swap == -1);
+	assert_string_equal(spec->resources.cpus, "0-1");
+	assert_int_equal(spec->resources.pids_limit, 9);
+	assert_false(spec->resources.has_cpu_shares);
+	keel_spec_free(spec);
+	doc = json_loads("{\"memory\": {\"kernel\": 5}}", 0, NULL);
+	assert_true(keel_spec_parse_resources(doc, &spec, &err) < 0);
+	assert_non_null(strstr(keel_err_msg(&err), "linux.resources.memory.kernel"));
+	doc = json_loads("[1]", 0, NULL);
+	assert_int_equal(keel_spec_parse_resources(doc, &spec, &err), -KEEL_ETYPE);
+}
+
 static void test_state_round_trip(void **state)
 {
 	char dir[64];
@@ -336,6 +393,41 @@ static void test_state_round_trip(void **state)
 	keel_cstate_free(&back);
 	assert_int_equal(keel_cstate_remove_dir(dir, "c1", fd, &err), 0);
 	close(fd);
+
+	/* The hierarchies' directories survive the round trip, and a frozen freezer makes a live
+	 * container paused (a plain directory stands in for the cgroup). */
+	char freezer[128], file[160];
+	snprintf(freezer, sizeof(freezer), "%s/freezer", dir);
+	assert_int_equal(mkdir(freezer, 0700), 0);
+	snprintf(file, sizeof(file), "%s/freezer.state", freezer);
+	FILE *f = fopen(file, "w");
+	assert_non_null(f);
+	fputs("FROZEN\n", f);
+	fclose(f);
+	char *names[] = {"memory", "freezer", NULL}, *paths[] = {"/sys/fs/cgroup/memory/x/c2", freezer, NULL};
+	st.id = "c2";
+	st.cgroup_mode = 2;
+	st.cgroup_names = names;
+	st.cgroup_paths = paths;
+	fd = keel_cstate_create_dir(dir, "c2", &err);
+	assert_true(fd >= 0);
+	assert_int_equal(keel_cstate_save(fd, &st, &err), 0);
+	assert_int_equal(keel_cstate_load(fd, "c2", &back, &err), 0);
+	assert_int_equal(back.cgroup_mode, 2);
+	assert_string_equal(back.cgroup_names[1], "freezer");
+	assert_string_equal(keel_cstate_cgroup(&back, "freezer"), freezer);
+	assert_null(keel_cstate_cgroup(&back, "cpu"));
+	assert_int_equal(keel_cstate_status(fd, &back), KEEL_CSTATUS_PAUSED);
+	assert_string_equal(keel_cstatus_name(KEEL_CSTATUS_PAUSED), "paused");
+	f = fopen(file, "w");
+	fputs("THAWED\n", f);
+	fclose(f);
+	assert_int_equal(keel_cstate_status(fd, &back), KEEL_CSTATUS_RUNNING);
+	keel_cstate_free(&back);
+	assert_int_equal(keel_cstate_remove_dir(dir, "c2", fd, &err), 0);
+	close(fd);
+	unlink(file);
+	rmdir(freezer);
 	assert_int_equal(keel_cstate_lock(dir, "c1", false, &err), -ENOENT);
 	assert_string_equal(keel_err_msg(&err), "container does not exist");
 	test_remove_tree(dir);
@@ -352,6 +444,8 @@ int main(void)
 		cmocka_unit_test(test_malformed_json),
 		cmocka_unit_test(test_name_tables),
 		cmocka_unit_test(test_state_round_trip),
+		cmocka_unit_test(test_default_spec_and_features),
+		cmocka_unit_test(test_resources_alone),
 	};
 	return cmocka_run_group_tests_name("run/spec", tests, NULL, NULL);
 }
