@@ -380,20 +380,21 @@ int keel__pod_net_setup(struct keel__pod_ctx *p, struct keel_err *err)
 		goto out;
 	}
 	struct in_addr gw = {.s_addr = htonl(sn.net + 1)}, me = {.s_addr = htonl(addr)};
+	/* Made when missing; an existing one gets the subnet's first address and is set up too
+	 * (a pod that failed between creating and configuring it left it bare). */
 	r = bridge_add(&host, bridge);
-	if (r == 0) {
-		int bi = (int)if_nametoindex(bridge);
-		if (bi <= 0 || (r = addr_add(&host, bi, gw, sn.prefix)) < 0 || (r = link_set(&host, bridge, 0, true)) < 0) {
-			keel_err_errno(err, bi <= 0 ? -ENODEV : r, "setting up bridge %s", bridge);
-			goto out;
-		}
-	} else if (r != -EEXIST) {
+	if (r < 0 && r != -EEXIST) {
 		keel_err_errno(err, r, "creating bridge %s", bridge);
 		goto out;
 	}
 	int bi = (int)if_nametoindex(bridge);
 	if (bi <= 0) {
 		r = keel_err_errno(err, -ENODEV, "bridge %s", bridge);
+		goto out;
+	}
+	if (((r = addr_add(&host, bi, gw, sn.prefix)) < 0 && r != -EEXIST) ||
+	    (r = link_set(&host, bridge, 0, true)) < 0) {
+		keel_err_errno(err, r, "setting up bridge %s", bridge);
 		goto out;
 	}
 	int nsfd = open(nspath, O_RDONLY | O_CLOEXEC);

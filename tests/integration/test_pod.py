@@ -412,3 +412,13 @@ def test_bridge_failure_after_network_setup_leaves_nothing(pods, bridge):
     assert p.returncode == 1 and "nonexistent" in p.stderr
     assert leftovers(pods, "bf") == []
     assert not link_exists("kv0ae70702") and not link_exists(br)
+
+
+def test_bridge_that_exists_bare_is_configured(pods, bridge):
+    br, subnet = bridge
+    subprocess.run(["ip", "link", "add", "name", br, "type", "bridge"], check=True)
+    pods.run("bd", "--net", "bridge", "--bridge", br, "--subnet", subnet, "localhost/pbox", "--user", "0",
+             "--exec", "sh", "-c", "ping -c1 -W10 10.231.7.1 >/dev/null && echo gw-ok")
+    assert "gw-ok" in pods.logs("bd", "pbox")
+    pods("rm", "bd")
+    assert not link_exists(br)
