@@ -16,6 +16,7 @@
  *   lock                flock()ed by every operation on the pod
  *   ns/{net,ipc,uts}    the shared namespaces, bind-mounted nsfs files
  *   run/                lib/run's --root for the apps' containers (ids = app names)
+ *   etc/{hosts,resolv.conf}  bind-mounted read-only into every app
  *   apps/<app>/         config.json (the bundle), rootfs/ (overlay), upper/, work/, log, exit */
 #define POD_CGROUP_PARENT "keel-pod"
 #define POD_SHARED_NS 3
@@ -42,6 +43,9 @@ struct keel__pod_ctx {
 	char dir[3072];       /* <root>/<pod> (the root is at most 2900 bytes) */
 	char name[KEEL_POD_NAME_MAX + 1];
 	bool has_netns;
+	char ip[16];          /* --net bridge: the pod's address, its veth's host end, the bridge */
+	char veth[16];
+	char bridge[16];
 };
 
 /* The config.json for one app into *ret (a new JSON object). */
@@ -66,5 +70,14 @@ int keel__pod_cgroup_lock(const char *root, struct keel_err *err);
 /* Remove everything of a pod that exists (see keel_pod_rm); takes the pod's lock. */
 int keel__pod_destroy(const char *root, const char *image_root, const char *name, struct keel_err *err);
 
-/* pod_net.c: --net bridge: the bridge, a veth pair into the pod's netns, an address. */
-int keel__pod_net_setup(const struct keel__pod_ctx *p, struct keel_err *err);
+/* pod_net.c: --net bridge: the bridge, a veth pair into the pod's netns, an address (into
+ * p->ip, p->veth, p->bridge). keel__pod_net_check validates --bridge/--subnet before anything
+ * is made; keel__pod_net_teardown frees what a pod of that name holds under <root>/.net. */
+int keel__pod_net_check(const struct keel_pod_opts *o, struct keel_err *err);
+int keel__pod_net_setup(struct keel__pod_ctx *p, struct keel_err *err);
+int keel__pod_net_teardown(const char *root, const char *pod, struct keel_err *err);
+/* The index of ifname inside the network namespace at nspath, or -errno. */
+int keel__pod_ifindex_in(const char *nspath, const char *ifname);
+/* <pod>/etc/hosts (localhost and the pod's hostname) and, unless --net none, etc/resolv.conf
+ * (a copy of the host's); the apps get them read-only. */
+int keel__pod_etc_files(const struct keel__pod_ctx *p, const char *hostname, struct keel_err *err);

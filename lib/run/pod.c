@@ -537,6 +537,9 @@ static int save_pod_json(const struct keel__pod_ctx *p, const char *hostname, st
 		json_array_append_new(jcg, json_string(cg_dirs[i]));
 	json_t *doc = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}", "name", p->name, "hostname", hostname, "net",
 				nets[o->net], "created", (json_int_t)keel_wall_ns(), "apps", japps, "cgroups", jcg);
+	if (doc && p->ip[0])
+		json_object_update_new(doc, json_pack("{s:s, s:s, s:s}", "ip", p->ip, "veth", p->veth, "bridge",
+						      p->bridge));
 	char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/pod.json", p->dir);
 	snprintf(tmp, sizeof(tmp), "%s/pod.json.tmp", p->dir);
@@ -576,6 +579,9 @@ static int check_opts(const struct keel_pod_opts *o, struct keel__pod_app *apps,
 	if (o->user_ns)
 		return keel_err_set(err, -ENOTSUP, "--user-ns is not implemented yet (it needs id-mapped "
 				    "image layers)");
+	int r = keel__pod_net_check(o, err);
+	if (r < 0)
+		return r;
 	if (o->name && !keel_pod_valid_name(o->name))
 		return keel_err_set(err, -EINVAL, "invalid pod name \"%s\": use letters, digits, - and _ "
 				    "(starting with a letter or digit), at most %d", o->name, KEEL_POD_NAME_MAX);
@@ -687,7 +693,11 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 		goto out;
 	if ((r = make_namespaces(&p, hostname, err)) < 0)
 		goto out;
-	if (o->net == KEEL_POD_NET_BRIDGE && (r = keel__pod_net_setup(&p, err)) < 0)
+	if (o->net == KEEL_POD_NET_BRIDGE &&
+	    ((r = keel__pod_net_setup(&p, err)) < 0 ||
+	     (r = save_pod_json(&p, hostname, apps, o->n_apps, cg_dirs, err)) < 0))
+		goto out;
+	if ((r = keel__pod_etc_files(&p, hostname, err)) < 0)
 		goto out;
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		r = keel_err_errno(err, -errno, "pipe");

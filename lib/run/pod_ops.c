@@ -466,6 +466,9 @@ int keel__pod_destroy(const char *root, const char *image_root, const char *name
 		keel_strv_free(dirs);
 		json_decref(doc);
 	}
+	/* The veth and the address (after the namespace files: nothing else holds the netns). */
+	if ((r = keel__pod_net_teardown(root ? root : KEEL_POD_DEFAULT_ROOT, name, &e2)) < 0 && !first)
+		first = keel_err_set(err, r, "%s", keel_err_msg(&e2));
 	if ((r = keel__pod_rmtree(dir)) < 0 && !first)
 		first = keel_err_errno(err, r, "removing %s", dir);
 	close(lock);

@@ -189,6 +189,17 @@ int keel__pod_app_config(const struct keel__pod_ctx *p, const struct keel__pod_a
 										    : "rbind,rprivate"));
 	}
 
+	/* The pod's /etc/hosts and /etc/resolv.conf (none with --net none), read-only. */
+	static const char *const etc[] = {"hosts", "resolv.conf"};
+	for (size_t i = 0; mounts && i < KEEL_ARRAY_SIZE(etc); i++) {
+		if (i == 1 && o->net == KEEL_POD_NET_NONE)
+			continue;
+		char dest[32];
+		snprintf(dest, sizeof(dest), "/etc/%s", etc[i]);
+		snprintf(path, sizeof(path), "%s/etc/%s", p->dir, etc[i]);
+		json_array_append_new(mounts, mount_json(dest, "bind", path, "bind,rprivate,ro"));
+	}
+
 	json_t *ns = json_pack("[{s:s}, {s:s}]", "type", "pid", "type", "mount");
 	static const char *const oci_ns[POD_SHARED_NS] = {"network", "ipc", "uts"};
 	for (int k = 0; ns && k < POD_SHARED_NS; k++) {

@@ -316,8 +316,10 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(pods, tmp_path):
     p = pods.run("dup", "localhost/pbox", check=False)
     assert p.returncode == 1 and "pod dup already exists" in p.stderr
     assert pods.status("dup")["apps"][0]["status"] == "running"
-    p = pods("run", "--net", "bridge", "--name", "br", "localhost/pbox", check=False)
-    assert p.returncode == 1 and "bridge" in p.stderr
+    p = pods("run", "--net", "bridge", "--subnet", "10.1.2.0/33", "--name", "br", "localhost/pbox", check=False)
+    assert p.returncode == 1 and "invalid --subnet" in p.stderr
+    p = pods("run", "--bridge", "x", "--name", "br", "localhost/pbox", check=False)
+    assert p.returncode == 1 and "need --net bridge" in p.stderr
     assert leftovers(pods, "br") == []
     p = pods.run("uns", "--user-ns", "localhost/pbox", check=False)
     assert p.returncode == 1 and "not implemented" in p.stderr
@@ -356,3 +358,82 @@ def test_keel_run_dispatches_image_and_pod(build_dir, store, pods):
     bad = subprocess.run([keel_run, "pod", "status", "no-such-pod"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode != 0 and "no-such-pod" in bad.stderr
+
+
+def test_etc_hosts_and_resolv_conf(pods):
+    script = "cat /etc/hosts; echo ==; cat /etc/resolv.conf 2>&1; echo ==; echo x > /etc/hosts || echo ro"
+    pods.run("eh", "--hostname", "box1", "localhost/pbox", "--user", "0", "--exec", "sh", "-c", script)
+    hosts, resolv, wr = pods.logs("eh", "pbox").split("==")
+    assert "127.0.0.1\tlocalhost" in hosts and "127.0.1.1\tbox1" in hosts
+    assert "No such file" in resolv  # --net none: no resolver
+    assert "ro" in wr.split()
+    pods.run("eh2", "--net", "host", "localhost/pbox", "--exec", "sh", "-c", "cat /etc/resolv.conf")
+    assert pods.logs("eh2", "pbox") == Path("/etc/resolv.conf").read_text()
+    pods("rm", "eh")
+    pods("rm", "eh2")
+
+
+def link_exists(name):
+    return Path("/sys/class/net", name).exists()
+
+
+@pytest.fixture
+def bridge(pods):
+    name = f"kpt{os.getpid() % 100000}"
+    subnet = "10.231.7.0/24"
+    assert not link_exists(name)
+    yield name, subnet
+    pods.cleanup()
+    if link_exists(name):
+        subprocess.run(["ip", "link", "del", name], check=False)
+        raise AssertionError(f"bridge {name} left behind")
+    assert not (pods.root / ".net" / name).exists() or not any((pods.root / ".net" / name).iterdir())
+
+
+def test_bridge_pods_reach_each_other_and_rm_frees_everything(pods, bridge):
+    br, subnet = bridge
+    net = ("--net", "bridge", "--bridge", br, "--subnet", subnet)
+    serve = "mkdir -p /tmp/w && echo hello-from-a > /tmp/w/i && exec httpd -f -p 8080 -h /tmp/w"
+    pods.run("ba", "-d", *net, "localhost/pbox", "--exec", "sh", "-c", serve)
+    assert pods.status("ba")["ip"] == "10.231.7.2"
+    assert link_exists(br) and link_exists("kv0ae70702")
+    assert Path(f"/sys/class/net/kv0ae70702/master").resolve().name == br
+    fetch = ("for i in $(seq 100); do wget -qO- http://10.231.7.2:8080/i && break; sleep 0.2; done; "
+             "ping -c1 -W10 10.231.7.1 >/dev/null && echo gw-ok; ip -4 addr show eth0; ip route; "
+             "ip link show lo; cat /etc/hosts")
+    pods.run("bb", *net, "--hostname", "bbhost", "localhost/pbox", "--user", "0", "--exec", "sh", "-c", fetch)
+    out = pods.logs("bb", "pbox")
+    assert "hello-from-a" in out and "gw-ok" in out, out
+    assert "inet 10.231.7.3/24" in out and "default via 10.231.7.1 dev eth0" in out, out
+    assert "UP" in out.split("lo:")[1].split("\n")[0], out
+    assert "10.231.7.3\tbbhost" in out
+    assert (pods.root / ".net" / br / "10.231.7.3").exists()
+    pods("rm", "bb")
+    assert not link_exists("kv0ae70703") and not (pods.root / ".net" / br / "10.231.7.3").exists()
+    assert link_exists(br)  # ba still uses it
+    # The freed address is handed out again.
+    pods.run("bc", "-d", *net, "localhost/pbox", "--exec", "sleep", "1000")
+    assert pods.status("bc")["ip"] == "10.231.7.3"
+    pods("rm", "--force", "bc")
+    pods("rm", "--force", "ba")
+    assert not link_exists("kv0ae70702") and not link_exists(br)
+    assert not (pods.root / ".net" / br).exists()
+
+
+def test_bridge_failure_after_network_setup_leaves_nothing(pods, bridge):
+    br, subnet = bridge
+    p = pods.run("bf", "--net", "bridge", "--bridge", br, "--subnet", subnet, "localhost/pbox",
+                 "--exec", "/nonexistent", check=False)
+    assert p.returncode == 1 and "nonexistent" in p.stderr
+    assert leftovers(pods, "bf") == []
+    assert not link_exists("kv0ae70702") and not link_exists(br)
+
+
+def test_bridge_that_exists_bare_is_configured(pods, bridge):
+    br, subnet = bridge
+    subprocess.run(["ip", "link", "add", "name", br, "type", "bridge"], check=True)
+    pods.run("bd", "--net", "bridge", "--bridge", br, "--subnet", subnet, "localhost/pbox", "--user", "0",
+             "--exec", "sh", "-c", "ping -c1 -W10 10.231.7.1 >/dev/null && echo gw-ok")
+    assert "gw-ok" in pods.logs("bd", "pbox")
+    pods("rm", "bd")
+    assert not link_exists(br)
