@@ -266,7 +266,10 @@ def test_service_output_environment_and_exec_prefixes(init, tmp_path):
     assert k.ctl("start", "envy.service").returncode == 0
     log = k.unit_log("envy.service")
     assert "hello file value a b" in log
-    assert "<3> sh[" in log and "bad thing" in log
+    assert "bad thing" in log and "<3>" not in log
+    recs = [json.loads(x) for x in k.journal("-u", "envy.service", "-o", "json").stdout.splitlines()]
+    bad = [r for r in recs if r["MESSAGE"] == "bad thing"]
+    assert bad and bad[0]["PRIORITY"] == "3" and bad[0]["SYSLOG_IDENTIFIER"] == "sh", recs
     assert "to-stderr" in log
     assert str(tmp_path) in log and "0077" in log
     k.ctl("start", "filey.service")
