@@ -18,26 +18,10 @@ from pathlib import Path
 import pytest
 
 from keelharness import free_port
-from keelharness.init import KeelInit, own_cgroup_dirs
+from keelharness.init import own_cgroup_dirs
 
 PY = "/usr/bin/python3"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="keel-init tests need root (cgroups)")
-
-
-@pytest.fixture
-def init(build_dir, tmp_path, daemons):
-    made = []
-
-    def make(pid1=False, cgroup_v1=False):
-        k = KeelInit(build_dir, tmp_path / f"k{len(made)}", daemons, pid1=pid1, cgroup_v1=cgroup_v1)
-        made.append(k)
-        return k
-
-    yield make
-    leftovers = []
-    for k in made:
-        leftovers += k.close()
-    assert not leftovers, f"processes left in the units' cgroups after shutdown: {leftovers}"
 
 
 def http_get(port, path="/", timeout=10):
