@@ -71,7 +71,7 @@ def run_keel(build: Path, units: Path, n: int):
     tmp = Path(tempfile.mkdtemp(prefix="bench-init-"))
     cg = f"bench-init-{os.getpid()}.slice"
     argv = [str(build / "cmd/keel-init/keel-init"), "--unit-path", str(units), "--no-default-paths",
-            "--runtime-dir", str(tmp / "run"), "--log-dir", str(tmp / "log"), "--cgroup-root", cg,
+            "--runtime-dir", str(tmp / "run"), "--journal-dir", str(tmp / "journal"), "--cgroup-root", cg,
             "--no-boot", "--log-level", "warn"]
     p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(tmp / "keel-init.log", "w"))
     sock = tmp / "run" / "keel-init.sock"

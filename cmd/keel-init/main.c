@@ -21,6 +21,7 @@
 #include <sys/epoll.h>
 
 #include "init/ev.h"
+#include "init/journal.h"
 #include "init/manager.h"
 
 static void usage(FILE *f)
@@ -32,7 +33,7 @@ static void usage(FILE *f)
 		   "  --default-target UNIT  Start UNIT at boot (default: default.target, else multi-user.target)\n"
 		   "  --no-boot              Start nothing until asked through the control socket\n"
 		   "  --runtime-dir DIR      Control and notify sockets (default /run/keel)\n"
-		   "  --log-dir DIR          Unit output, one file per unit (default /var/log/keel)\n"
+		   "  --journal-dir DIR      The journal of unit output (default " KEEL_JOURNAL_DEFAULT_DIR ")\n"
 		   "  --cgroup-root NAME     Units' cgroups go under NAME (default keel.slice)\n"
 		   "  --config-dir DIR       Where enable/disable/mask write links\n"
 		   "  --cgroup-v1            Ignore cgroup2 (run a hybrid host as cgroup v1)\n"
@@ -114,7 +115,7 @@ int main(int argc, char **argv)
 	char **unit_paths = NULL;
 	bool boot = true;
 	enum keel_log_level level = KEEL_LOG_INFO;
-	enum { O_UNIT_PATH = 256, O_NO_DEFAULT, O_SYSTEMD, O_TARGET, O_NO_BOOT, O_RUNTIME, O_LOGDIR, O_CGROOT,
+	enum { O_UNIT_PATH = 256, O_NO_DEFAULT, O_SYSTEMD, O_TARGET, O_NO_BOOT, O_RUNTIME, O_JOURNAL, O_CGROOT,
 	       O_CONFIG, O_LEVEL, O_CGV1 };
 	static const struct option opts[] = {
 		{"unit-path", required_argument, NULL, O_UNIT_PATH},
@@ -123,7 +124,7 @@ int main(int argc, char **argv)
 		{"default-target", required_argument, NULL, O_TARGET},
 		{"no-boot", no_argument, NULL, O_NO_BOOT},
 		{"runtime-dir", required_argument, NULL, O_RUNTIME},
-		{"log-dir", required_argument, NULL, O_LOGDIR},
+		{"journal-dir", required_argument, NULL, O_JOURNAL},
 		{"cgroup-root", required_argument, NULL, O_CGROOT},
 		{"config-dir", required_argument, NULL, O_CONFIG},
 		{"cgroup-v1", no_argument, NULL, O_CGV1},
@@ -143,7 +144,7 @@ int main(int argc, char **argv)
 		case O_TARGET: cfg.default_target = optarg; break;
 		case O_NO_BOOT: boot = false; break;
 		case O_RUNTIME: cfg.runtime_dir = optarg; break;
-		case O_LOGDIR: cfg.log_dir = optarg; break;
+		case O_JOURNAL: cfg.journal_dir = optarg; break;
 		case O_CGROOT: cfg.cgroup_root = optarg; break;
 		case O_CONFIG: cfg.config_dir = optarg; break;
 		case O_CGV1: cfg.cgroup_v1_only = true; break;

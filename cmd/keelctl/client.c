@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -19,11 +20,11 @@ const char *keelctl_socket_path(const struct keelctl *ctl)
 	return e && *e ? e : "/run/keel/keel-init.sock";
 }
 
-int keelctl_connect(const struct keelctl *ctl, struct keelctl_conn *c)
+static int connect_to(const char *path, struct keelctl_conn *c, bool quiet)
 {
-	const char *path = keelctl_socket_path(ctl);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	memset(c, 0, sizeof(*c));
+	c->fd = -1;
 	if (strlen(path) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, path);
@@ -32,13 +33,40 @@ int keelctl_connect(const struct keelctl *ctl, struct keelctl_conn *c)
 		return -errno;
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		int r = -errno;
-		fprintf(stderr, "Failed to connect to keel-init at %s: %s\n", path, strerror(-r));
+		if (!quiet)
+			fprintf(stderr, "Failed to connect to keel-init at %s: %s\n", path, strerror(-r));
 		close(c->fd);
 		c->fd = -1;
 		return r;
 	}
 	c->next_id = 1;
 	return 0;
+}
+
+int keelctl_connect(const struct keelctl *ctl, struct keelctl_conn *c)
+{
+	return connect_to(keelctl_socket_path(ctl), c, false);
+}
+
+char *keelctl_journal_dir(const struct keelctl *ctl)
+{
+	struct keelctl_conn c;
+	if (connect_to(keelctl_socket_path(ctl), &c, true) < 0)
+		return NULL;
+	/* A keel-init that does not answer within seconds is not worth waiting for here. */
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(c.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char *dir = NULL;
+	json_t *req = json_pack("{s:s}", "method", "ping");
+	int id = req ? keelctl_send(&c, req) : -ENOMEM;
+	json_decref(req);
+	json_t *v = id > 0 ? keelctl_wait(&c, id) : NULL;
+	const char *d = json_string_value(json_object_get(v, "journal_dir"));
+	if (d)
+		dir = strdup(d);
+	json_decref(v);
+	keelctl_disconnect(&c);
+	return dir;
 }
 
 void keelctl_disconnect(struct keelctl_conn *c)

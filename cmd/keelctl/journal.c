@@ -126,14 +126,14 @@ static void usage(FILE *f)
 		   "  -U --until=TIME         Records at or before TIME\n"
 		   "  -p --priority=PRIO      Records of PRIO (0-7 or emerg..debug) or more urgent\n"
 		   "  -o --output=FORMAT      short (default), json, cat\n"
-		   "  -D --directory=DIR      Read DIR instead of " KEEL_JOURNAL_DEFAULT_DIR "\n"
+		   "  -D --directory=DIR      Read DIR (default: the journal of the keel-init at --socket,\n"
+		   "                          else " KEEL_JOURNAL_DEFAULT_DIR ")\n"
 		   "  -a --all                Show messages with control characters as they are\n"
 		   "  -q --quiet              Do not say \"-- No entries --\"\n");
 }
 
 int keelctl_journal(struct keelctl *ctl, int argc, char **argv)
 {
-	(void)ctl;
 	enum { OPT_NO_PAGER = 256 };
 	static const struct option opts[] = {
 		{"unit", required_argument, NULL, 'u'},
@@ -158,7 +158,8 @@ int keelctl_journal(struct keelctl *ctl, int argc, char **argv)
 		av[i + 1] = argv[i];
 	int ac = argc + 1, rc = KEELCTL_USAGE, c;
 	struct keel_journal_filter filter = {.max_priority = -1};
-	const char *dir = KEEL_JOURNAL_DEFAULT_DIR;
+	const char *dir = NULL;
+	char *asked = NULL;
 	bool follow = false, all = false, quiet = false, lines_set = false;
 	uint64_t lines = 0; /* 0 with lines_set: all */
 	enum output out = OUT_SHORT;
@@ -252,6 +253,8 @@ int keelctl_journal(struct keelctl *ctl, int argc, char **argv)
 		fprintf(stderr, "--since= must be before --until=.\n");
 		goto out;
 	}
+	if (!dir)
+		dir = (asked = keelctl_journal_dir(ctl)) ? asked : KEEL_JOURNAL_DEFAULT_DIR;
 	rc = KEELCTL_FAILED;
 	struct keel_err err = {0};
 	int e = keel_journal_reader_open(dir, &filter, follow, &r, &err);
@@ -316,6 +319,7 @@ out:
 	keel_strv_free(filter.units);
 	keel_buf_free(&jbuf);
 	free(av);
+	free(asked);
 	fflush(stdout);
 	return rc;
 }

@@ -35,6 +35,9 @@ struct keelctl_conn {
 const char *keelctl_socket_path(const struct keelctl *ctl);
 int keelctl_connect(const struct keelctl *ctl, struct keelctl_conn *c);
 void keelctl_disconnect(struct keelctl_conn *c);
+/* The journal directory of the keel-init at ctl's socket (its "ping" answer), malloc'ed; NULL
+ * when none answers (nothing is printed). */
+char *keelctl_journal_dir(const struct keelctl *ctl);
 /* Send a request (an "id" is added); returns the id or -errno. */
 int keelctl_send(struct keelctl_conn *c, json_t *req);
 /* The next message, or the answer with that id (events are skipped). NULL when the connection

@@ -107,6 +107,11 @@ int main(int argc, char **argv)
 	for (int i = 1; i < argc; i++) {
 		if (argv[i][0] == '-') {
 			if (argv[i][1] == '-') {
+				/* journal needs --socket too: the journal of that keel-init */
+				if (strncmp(argv[i], "--socket=", 9) == 0)
+					ctl.socket = argv[i] + 9;
+				else if (strcmp(argv[i], "--socket") == 0 && i + 1 < argc)
+					ctl.socket = argv[i + 1];
 				for (const struct option *o = opts; o->name; o++)
 					if (o->has_arg == required_argument && strcmp(argv[i] + 2, o->name) == 0) {
 						i++; /* its value */

@@ -84,11 +84,36 @@ static int do_jobs(struct keelctl *ctl, struct keelctl_conn *c, int argc, char *
 		ids[i] = keelctl_send(c, r);
 		json_decref(r);
 	}
+	/* The jobs run in parallel, so their answers come in any order: keep each by its id. */
+	json_t **answers = calloc((size_t)argc, sizeof(*answers));
+	if (!answers) {
+		free(ids);
+		return KEELCTL_FAILED;
+	}
+	int left = 0;
+	for (int i = 0; i < argc; i++)
+		left += ids[i] > 0;
+	while (left > 0) {
+		json_t *v = keelctl_read(c);
+		if (!v)
+			break; /* the connection ended: the missing answers are reported below */
+		json_int_t id = json_integer_value(json_object_get(v, "id"));
+		int at = -1;
+		for (int j = 0; j < argc && !json_object_get(v, "event"); j++)
+			if (ids[j] > 0 && ids[j] == id && !answers[j])
+				at = j;
+		if (at < 0) {
+			json_decref(v);
+			continue;
+		}
+		answers[at] = v;
+		left--;
+	}
 	int rc = KEELCTL_OK;
 	for (int i = 0; i < argc; i++) {
 		char u[300];
 		unit_arg(argv[i], u, sizeof(u));
-		json_t *v = ids[i] > 0 ? keelctl_wait(c, ids[i]) : NULL;
+		json_t *v = answers[i];
 		if (!v) {
 			fprintf(stderr, "Failed to %s %s: connection to keel-init lost\n", verb_gerund(ctl->verb), u);
 			rc = KEELCTL_FAILED;
@@ -116,6 +141,7 @@ static int do_jobs(struct keelctl *ctl, struct keelctl_conn *c, int argc, char *
 		}
 		json_decref(v);
 	}
+	free(answers);
 	free(ids);
 	return rc;
 }

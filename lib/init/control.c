@@ -785,6 +785,8 @@ static void handle(struct client *c, json_t *req)
 		keel_jw_kstr(&w, "version", "0.1.0");
 		keel_jw_kstr(&w, "cgroup_mode", keel_cg_mode_to_string(m->cg->mode));
 		keel_jw_ku64(&w, "jobs", m->n_jobs);
+		if (m->journal_dir)
+			keel_jw_kstr(&w, "journal_dir", m->journal_dir);
 		end_send(c, &w, &b);
 	} else if (!strcmp(method, "start") || !strcmp(method, "stop") || !strcmp(method, "restart") ||
 		   !strcmp(method, "try-restart") || !strcmp(method, "reload") || !strcmp(method, "reload-or-restart")) {

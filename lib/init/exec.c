@@ -151,10 +151,13 @@ static int child_main(void *arg)
 		memcpy(a_tmp + l, "/tmp", 5);
 		memcpy(a_var, sp->private_tmp, l);
 		memcpy(a_var + l, "/var-tmp", 9);
-		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0 ||
-		    mount(a_tmp, "/tmp", NULL, MS_BIND, NULL) < 0)
+		/* /var/tmp first: both directories live under the host's /tmp, which the second
+		 * bind mount hides. */
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
 			child_fail(err_fd, KEEL_EXIT_NAMESPACE, errno);
 		if (access("/var/tmp", F_OK) == 0 && mount(a_var, "/var/tmp", NULL, MS_BIND, NULL) < 0)
+			child_fail(err_fd, KEEL_EXIT_NAMESPACE, errno);
+		if (mount(a_tmp, "/tmp", NULL, MS_BIND, NULL) < 0)
 			child_fail(err_fd, KEEL_EXIT_NAMESPACE, errno);
 	}
 	for (int i = 0; i < sp->n_rlimits; i++)

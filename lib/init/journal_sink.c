@@ -1,10 +1,10 @@
 /* The journal as keel-init's log sink (init/logsink.h): write() appends a line, tail() reads the
- * last lines of a unit back for `keelctl status`. Built only when logsink.h is in the tree.
+ * last lines of a unit back for `keelctl status`, flush() writes the batch.
  *
- * The sink interface has no "before sleep" hook, so each write is written through to the file
- * (one write(2), no fsync): readers such as `keelctl journal -f` see it at once. An engine that
- * calls keel_journal_flush(keel_journal_sink_journal(sink)) once per loop iteration can turn
- * that off with keel_journal_sink_set_batched() and save the system call per line. */
+ * By default each write is written through to the file (one write(2), no fsync), so readers such
+ * as `keelctl journal -f` see it at once even if nobody calls flush(). keel-init's engine calls
+ * flush() before its loop sleeps, so it turns batching on with keel_journal_sink_set_batched()
+ * and saves the system call per line. */
 #include "init/journal_sink.h"
 
 #include <errno.h>
@@ -63,6 +63,13 @@ static int sink_tail(void *impl, const char *unit, unsigned n, keel_logsink_tail
 	return r < 0 ? r : 0;
 }
 
+static void sink_flush(void *impl)
+{
+	struct jsink *s = impl;
+	/* A failed write stays in the batch and is retried by the next flush. */
+	(void)keel_journal_flush(s->j);
+}
+
 static void sink_free(void *impl)
 {
 	struct jsink *s = impl;
@@ -74,6 +81,7 @@ static void sink_free(void *impl)
 static const struct keel_logsink_ops journal_ops = {
 	.write = sink_write,
 	.tail = sink_tail,
+	.flush = sink_flush,
 	.free = sink_free,
 };
 

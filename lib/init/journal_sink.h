@@ -14,7 +14,7 @@ int keel_journal_sink_new(const struct keel_journal_config *cfg, struct keel_log
 /* The journal behind a sink made by keel_journal_sink_new (NULL for other sinks), for flush and
  * sync from the engine's loop and timer. */
 struct keel_journal *keel_journal_sink_journal(const struct keel_logsink *sink);
-/* With batched, write() only adds to the journal's batch and the engine must call
- * keel_journal_flush() before its loop sleeps; without (the default), each line is written at
+/* With batched, write() only adds to the journal's batch and the owner must call
+ * keel_logsink_flush() before its loop sleeps; without (the default), each line is written at
  * once. */
 void keel_journal_sink_set_batched(struct keel_logsink *sink, bool batched);

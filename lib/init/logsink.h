@@ -4,8 +4,8 @@
  * messages about a unit ("Started ...", "Main process exited ...") go through the same sink, so
  * that `keelctl status` can show them beside the unit's output.
  *
- * A sink is a small vtable: the journal (lib/init/journal*.c) implements it; until then
- * keel_logsink_file_new() appends to one text file per unit. */
+ * A sink is a small vtable; the journal (lib/init/journal_sink.c) implements it, and keel-init
+ * opens it unless it is given another sink. */
 #pragma once
 
 #include <stddef.h>
@@ -32,6 +32,9 @@ struct keel_logsink_ops {
 	void (*write)(void *impl, const struct keel_log_record *rec);
 	/* The last n lines of unit (for status). Optional (NULL: none shown). 0 or -errno. */
 	int (*tail)(void *impl, const char *unit, unsigned n, keel_logsink_tail_fn fn, void *userdata);
+	/* Make what write() stored visible to readers. Optional; the engine calls it once per loop
+	 * iteration, before the loop sleeps, so a sink may batch the lines of one iteration. */
+	void (*flush)(void *impl);
 	void (*free)(void *impl);
 };
 
@@ -46,13 +49,17 @@ static inline void keel_logsink_write(const struct keel_logsink *s, const struct
 		s->ops->write(s->impl, r);
 }
 
-/* The interim sink: DIR/UNIT.log, one line per record:
- * TS <PRIO> IDENT[PID]: MESSAGE. The directory is created if missing.
- * Files are opened per write (keel-init keeps no fd per unit) and cut to their second half when
- * they pass max_bytes. 0, -ENOMEM or -errno from mkdir. */
-int keel_logsink_file_new(const char *dir, uint64_t max_bytes, struct keel_logsink *ret) KEEL_WUR;
-void keel_logsink_free(struct keel_logsink *s);
+static inline void keel_logsink_flush(const struct keel_logsink *s)
+{
+	if (s->ops && s->ops->flush)
+		s->ops->flush(s->impl);
+}
 
-/* Split the leading "<N>" off a line: returns the priority (0-7) and advances msg and len, or
- * returns def when there is none. */
-int keel_log_priority_prefix(const char **msg, size_t *len, int def);
+/* Free the sink (it may be zeroed) and zero it. */
+static inline void keel_logsink_free(struct keel_logsink *s)
+{
+	if (s && s->ops && s->ops->free)
+		s->ops->free(s->impl);
+	if (s)
+		*s = (struct keel_logsink){0};
+}

@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
+#include "init/journal_sink.h"
 #include "init/mgr-internal.h"
 
 const char *keel_active_to_string(int a)
@@ -774,7 +775,7 @@ static struct logpipe *logpipes;
 static void logpipe_emit(struct logpipe *lp, const char *line, size_t len)
 {
 	const char *msg = line;
-	int prio = keel_log_priority_prefix(&msg, &len, 6);
+	int prio = keel_journal_prio_prefix(&msg, &len, 6);
 	struct keel_log_record rec = {.unit = lp->unit, .identifier = lp->ident, .pid = lp->pid,
 				      .priority = prio, .realtime_usec = keel_now_real(), .msg = msg, .len = len};
 	keel_logsink_write(&lp->m->sink, &rec);
@@ -977,6 +978,8 @@ static bool prepare(void *data)
 		if (!m->cg_check_needed && !more)
 			break;
 	}
+	/* The lines of this iteration reach readers (keelctl journal -f) before the loop sleeps. */
+	keel_logsink_flush(&m->sink);
 	/* A finished shutdown must not wait for the next event to be noticed. */
 	return more || m->cg_check_needed || keel_mgr_done(m);
 }
@@ -998,12 +1001,11 @@ int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct k
 	keel_hmap_init(&m->wds, false);
 	int r;
 	m->runtime_dir = keel_strdup(cfg->runtime_dir ? cfg->runtime_dir : "/run/keel");
-	m->log_dir = keel_strdup(cfg->log_dir ? cfg->log_dir : "/var/log/keel");
 	m->default_target = cfg->default_target ? keel_strdup(cfg->default_target) : NULL;
 	const char *cd = cfg->config_dir ? cfg->config_dir
 			 : cfg->unit_path && cfg->unit_path[0] ? cfg->unit_path[0] : KEEL_UNIT_PATH_ETC;
 	m->config_dir = keel_strdup(cd);
-	if (!m->runtime_dir || !m->log_dir || !m->config_dir || (cfg->default_target && !m->default_target)) {
+	if (!m->runtime_dir || !m->config_dir || (cfg->default_target && !m->default_target)) {
 		r = keel_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -1040,9 +1042,15 @@ int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct k
 	if (sink && sink->ops) {
 		m->sink = *sink;
 		*sink = (struct keel_logsink){0};
-	} else if ((r = keel_logsink_file_new(m->log_dir, 0, &m->sink)) < 0) {
-		keel_err_errno(err, r, "creating the log directory %s", m->log_dir);
-		goto fail;
+	} else {
+		struct keel_journal_config jc = {.dir = cfg->journal_dir ? cfg->journal_dir : KEEL_JOURNAL_DEFAULT_DIR};
+		if (!(m->journal_dir = keel_strdup(jc.dir))) {
+			r = keel_err_set(err, -ENOMEM, "out of memory");
+			goto fail;
+		}
+		if ((r = keel_journal_sink_new(&jc, &m->sink, err)) < 0)
+			goto fail;
+		keel_journal_sink_set_batched(&m->sink, true);
 	}
 	m->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (m->inotify_fd >= 0) {
@@ -1119,7 +1127,7 @@ void keel_mgr_free(struct keel_mgr *m)
 	keel_logsink_free(&m->sink);
 	keel_buf_free(&m->scratch);
 	keel_free(m->runtime_dir);
-	keel_free(m->log_dir);
+	keel_free(m->journal_dir);
 	keel_free(m->config_dir);
 	keel_free(m->default_target);
 	keel_free(m);

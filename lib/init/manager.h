@@ -20,7 +20,7 @@ struct keel_mgr_config {
 	enum keel_paths_preset preset;
 	bool no_preset;                  /* search only unit_path */
 	const char *runtime_dir;         /* control and notify sockets, private /tmp dirs: /run/keel */
-	const char *log_dir;             /* the interim file sink: /var/log/keel */
+	const char *journal_dir;         /* unit output: KEEL_JOURNAL_DEFAULT_DIR (/var/log/keel/journal) */
 	const char *cgroup_root;         /* "keel.slice" */
 	const char *default_target;      /* NULL: default.target, else multi-user.target */
 	const char *config_dir;          /* where enable/mask write links: first of unit_path or
@@ -30,7 +30,9 @@ struct keel_mgr_config {
 };
 
 /* Load the default target's graph later with keel_mgr_boot(). The logsink is taken over (freed
- * with the manager); a zeroed sink means the interim file sink in log_dir. 0 or -errno. */
+ * with the manager); NULL or a zeroed sink means the journal in journal_dir, opened here (its
+ * writer lock makes a second keel-init on the same directory fail). The sink is flushed before
+ * the loop sleeps. 0 or -errno with a message in err. */
 int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct keel_logsink *sink,
 		 struct keel_mgr **ret, struct keel_err *err) KEEL_WUR;
 void keel_mgr_free(struct keel_mgr *m);

@@ -167,7 +167,8 @@ struct control_server;
 
 struct keel_mgr {
 	struct keel_mgr_config cfg;
-	char *runtime_dir, *log_dir, *config_dir, *default_target;
+	char *runtime_dir, *config_dir, *default_target;
+	char *journal_dir;         /* the journal it opened (NULL when given another sink) */
 	struct keel_ev *ev;
 	struct keel_loader *loader;
 	struct keel_cg *cg;

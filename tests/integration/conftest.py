@@ -6,6 +6,8 @@
   daemons     daemons.start(name, argv, ready_tcp=..., ...) -> ready Daemon;
               every daemon is stopped (by PID) when the test ends, pass or fail
   test_hosts  test_hosts(n) -> TestHosts; always closed when the test ends
+  init        init(pid1=False, cgroup_v1=False) -> KeelInit (keelharness/init.py); each is
+              shut down and its cgroups swept by PID when the test ends
 
 When a test fails, the logs of the daemons it started are added to its
 failure report.  Tests marked `@pytest.mark.netns` (or using test_hosts) are
@@ -84,6 +86,23 @@ def daemons(request, tmp_logs):
         for marker in SANITIZER_MARKERS:
             if marker in text:
                 pytest.fail(f"daemon {daemon.name}: sanitizer report ({marker!r}) in {daemon.log_path}")
+
+
+@pytest.fixture
+def init(build_dir, tmp_path, daemons):
+    from keelharness.init import KeelInit
+    made = []
+
+    def make(pid1=False, cgroup_v1=False):
+        k = KeelInit(build_dir, tmp_path / f"k{len(made)}", daemons, pid1=pid1, cgroup_v1=cgroup_v1)
+        made.append(k)
+        return k
+
+    yield make
+    leftovers = []
+    for k in made:
+        leftovers += k.close()
+    assert not leftovers, f"processes left in the units' cgroups after shutdown: {leftovers}"
 
 
 @pytest.fixture

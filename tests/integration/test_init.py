@@ -18,26 +18,10 @@ from pathlib import Path
 import pytest
 
 from keelharness import free_port
-from keelharness.init import KeelInit, own_cgroup_dirs
+from keelharness.init import own_cgroup_dirs
 
 PY = "/usr/bin/python3"
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="keel-init tests need root (cgroups)")
-
-
-@pytest.fixture
-def init(build_dir, tmp_path, daemons):
-    made = []
-
-    def make(pid1=False, cgroup_v1=False):
-        k = KeelInit(build_dir, tmp_path / f"k{len(made)}", daemons, pid1=pid1, cgroup_v1=cgroup_v1)
-        made.append(k)
-        return k
-
-    yield make
-    leftovers = []
-    for k in made:
-        leftovers += k.close()
-    assert not leftovers, f"processes left in the units' cgroups after shutdown: {leftovers}"
 
 
 def http_get(port, path="/", timeout=10):
@@ -266,7 +250,10 @@ def test_service_output_environment_and_exec_prefixes(init, tmp_path):
     assert k.ctl("start", "envy.service").returncode == 0
     log = k.unit_log("envy.service")
     assert "hello file value a b" in log
-    assert "<3> sh[" in log and "bad thing" in log
+    assert "bad thing" in log and "<3>" not in log
+    recs = [json.loads(x) for x in k.journal("-u", "envy.service", "-o", "json").stdout.splitlines()]
+    bad = [r for r in recs if r["MESSAGE"] == "bad thing"]
+    assert bad and bad[0]["PRIORITY"] == "3" and bad[0]["SYSLOG_IDENTIFIER"] == "sh", recs
     assert "to-stderr" in log
     assert str(tmp_path) in log and "0077" in log
     k.ctl("start", "filey.service")

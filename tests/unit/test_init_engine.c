@@ -1,5 +1,5 @@
 /* keel-init's engine helpers that need no root: the hash map, the event loop's timer heap, the
- * interim log sink, EnvironmentFile= parsing and the cgroup hierarchy choice. (The engine
+ * EnvironmentFile= parsing and the cgroup hierarchy choice. (The engine
  * itself is tested with real processes in tests/integration/test_init.py.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +18,6 @@
 #include "init/ev.h"
 #include "init/exec.h"
 #include "init/hmap.h"
-#include "init/logsink.h"
 #include "init/words.h"
 #include "testutil.h"
 
@@ -89,63 +88,6 @@ static void ev_timers_fire_in_order(void **state)
 	keel_ev_free(ev);
 }
 
-struct tail_ctx {
-	int n;
-	char msgs[8][64];
-	int prio[8];
-	int pid[8];
-};
-
-static void collect(void *ud, const struct keel_log_record *rec)
-{
-	struct tail_ctx *c = ud;
-	snprintf(c->msgs[c->n], sizeof(c->msgs[0]), "%.*s", (int)rec->len, rec->msg);
-	c->prio[c->n] = rec->priority;
-	c->pid[c->n] = rec->pid;
-	c->n++;
-}
-
-static void logsink_file_write_and_tail(void **state)
-{
-	(void)state;
-	char dir[128];
-	assert_int_equal(test_make_tmpdir("logsink", dir, sizeof(dir)), 0);
-	struct keel_logsink s;
-	assert_int_equal(keel_logsink_file_new(dir, 0, &s), 0);
-	for (int i = 0; i < 20; i++) {
-		char msg[32];
-		int len = snprintf(msg, sizeof(msg), "<3>line %d", i);
-		const char *m = msg;
-		size_t l = (size_t)len;
-		int prio = keel_log_priority_prefix(&m, &l, 6);
-		assert_int_equal(prio, 3);
-		struct keel_log_record rec = {.unit = "a.service", .identifier = "sh", .pid = 100 + i,
-					      .priority = prio, .realtime_usec = 1700000000000000ull, .msg = m, .len = l};
-		keel_logsink_write(&s, &rec);
-	}
-	struct keel_log_record own = {.unit = "a.service", .priority = 6, .realtime_usec = 1700000000000000ull,
-				      .msg = "Started A.", .len = 10};
-	keel_logsink_write(&s, &own);
-	struct tail_ctx c = {0};
-	assert_int_equal(s.ops->tail(s.impl, "a.service", 3, collect, &c), 0);
-	assert_int_equal(c.n, 3);
-	assert_string_equal(c.msgs[0], "line 18");
-	assert_int_equal(c.prio[0], 3);
-	assert_int_equal(c.pid[1], 119);
-	assert_string_equal(c.msgs[2], "Started A.");
-	assert_int_equal(c.pid[2], 0);
-	struct tail_ctx none = {0};
-	assert_int_equal(s.ops->tail(s.impl, "b.service", 3, collect, &none), 0);
-	assert_int_equal(none.n, 0);
-	/* no path tricks in unit names */
-	assert_int_equal(s.ops->tail(s.impl, "../x", 3, collect, &none), -EINVAL);
-	const char *m = "no prefix";
-	size_t l = strlen(m);
-	assert_int_equal(keel_log_priority_prefix(&m, &l, 6), 6);
-	keel_logsink_free(&s);
-	test_remove_tree(dir);
-}
-
 static void env_file_syntax(void **state)
 {
 	(void)state;
@@ -199,7 +141,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(hmap_strings_and_ints),
 		cmocka_unit_test(ev_timers_fire_in_order),
-		cmocka_unit_test(logsink_file_write_and_tail),
 		cmocka_unit_test(env_file_syntax),
 		cmocka_unit_test(cgroup_mask_joins_only_what_settings_need),
 	};

@@ -1,6 +1,6 @@
 /* The journal as keel-init's log sink (lib/init/journal_sink.c): lines written through the
  * logsink interface are in the journal at once, keel-init's own messages carry its identifier,
- * and tail() gives back the last lines of one unit. Built when init/logsink.h is in the tree. */
+ * tail() gives back the last lines of one unit, and a batched sink holds lines until flush(). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -71,10 +71,44 @@ static void test_sink_write_and_tail(void **state)
 	test_remove_tree(dir);
 }
 
+/* keel-init's mode: lines wait in the batch until the engine flushes before its loop sleeps. */
+static void test_sink_batched_until_flush(void **state)
+{
+	(void)state;
+	char dir[64];
+	assert_int_equal(test_make_tmpdir("jsinkb", dir, sizeof(dir)), 0);
+	struct keel_journal_config cfg = {.dir = dir, .max_use = 1 << 20};
+	struct keel_logsink sink;
+	assert_int_equal(keel_journal_sink_new(&cfg, &sink, NULL), 0);
+	keel_journal_sink_set_batched(&sink, true);
+	struct keel_log_record rec = {.unit = "a.service", .identifier = "srv", .pid = 7, .priority = 6,
+				      .msg = "batched", .len = 7};
+	keel_logsink_write(&sink, &rec);
+	assert_true(keel_journal_pending(keel_journal_sink_journal(&sink)));
+	/* a reader of its own sees nothing before the flush ... */
+	char *units[] = {"a.service", NULL};
+	struct keel_journal_filter flt = {.units = units, .max_priority = -1};
+	struct keel_journal_reader *rd;
+	struct keel_journal_entry e;
+	assert_int_equal(keel_journal_reader_open(dir, &flt, false, &rd, NULL), 0);
+	assert_int_equal(keel_journal_reader_next(rd, &e), 0);
+	keel_logsink_flush(&sink);
+	assert_false(keel_journal_pending(keel_journal_sink_journal(&sink)));
+	/* ... and the line after it */
+	assert_int_equal(keel_journal_reader_next(rd, &e), 1);
+	assert_int_equal((int)e.len, 7);
+	assert_memory_equal(e.msg, "batched", 7);
+	keel_journal_reader_free(rd);
+	keel_logsink_free(&sink);
+	assert_null(sink.ops);
+	test_remove_tree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sink_write_and_tail),
+		cmocka_unit_test(test_sink_batched_until_flush),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,7 +92,7 @@ class KeelInit:
         self.etc = tmp_path / "etc"  # what enable/mask write, searched first
         self.etc.mkdir(exist_ok=True)
         self.run_dir = tmp_path / "run"
-        self.log_dir = tmp_path / "log"
+        self.journal_dir = tmp_path / "journal"
         self.cg_root = f"keel-test-{os.getpid()}-{next(_COUNTER)}.slice"
         self.daemons = daemons
         self.pid1 = pid1
@@ -115,7 +115,7 @@ class KeelInit:
     def start(self, target: str | None = None, extra=()):
         argv = [str(self.bin), "--unit-path", str(self.etc), "--unit-path", str(self.units),
                 "--config-dir", str(self.etc), "--no-default-paths",
-                "--runtime-dir", str(self.run_dir), "--log-dir", str(self.log_dir),
+                "--runtime-dir", str(self.run_dir), "--journal-dir", str(self.journal_dir),
                 "--cgroup-root", self.cg_root, "--log-level", "debug", *extra]
         argv += ["--default-target", target] if target else ["--no-boot"]
         if self.cgroup_v1:
@@ -213,8 +213,12 @@ class KeelInit:
     def log(self) -> str:
         return self.daemon.log_text() if self.daemon else ""
 
+    def journal(self, *args, timeout: float = 60.0) -> subprocess.CompletedProcess:
+        """`keelctl journal ARGS` against this keel-init (its journal directory comes from ping)."""
+        return self.ctl("journal", *args, timeout=timeout)
+
     def unit_log(self, unit: str) -> str:
-        try:
-            return (self.log_dir / f"{unit}.log").read_text()
-        except FileNotFoundError:
-            return ""
+        """Everything the journal holds for unit: its output and keel-init's messages about it."""
+        r = subprocess.run([str(self.keelctl_bin), "journal", "-D", str(self.journal_dir), "-u", unit,
+                            "-o", "cat", "-q"], capture_output=True, text=True, timeout=60)
+        return r.stdout
