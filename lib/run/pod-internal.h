@@ -14,7 +14,7 @@
 /* <root>/<pod>/
  *   pod.json            what the pod is (name, net, apps, cgroup dirs, monitor pid)
  *   lock                flock()ed by every operation on the pod
- *   ns/{net,ipc,uts}    the shared namespaces, bind-mounted nsfs files
+ *   ns/{net,ipc,uts}    the shared namespaces, bind-mounted nsfs files (and user with --user-ns)
  *   run/                lib/run's --root for the apps' containers (ids = app names)
  *   etc/{hosts,resolv.conf}  bind-mounted read-only into every app
  *   apps/<app>/         config.json (the bundle), rootfs/ (overlay), upper/, work/, log, exit */

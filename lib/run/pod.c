@@ -259,7 +259,7 @@ static int make_namespaces(const struct keel__pod_ctx *p, const char *hostname, 
 	char path[PATH_MAX + 32];
 	bool userns = p->o->user_ns;
 	snprintf(path, sizeof(path), "%s/ns", p->dir);
-	if (mkdir(path, 0711) < 0)
+	if (mkdir(path, 0700) < 0)
 		return keel_err_errno(err, -errno, "creating %s", path);
 	for (size_t k = 0; k < KEEL_ARRAY_SIZE(all); k++) {
 		if ((k == 0 && !p->has_netns) || (k == 3 && !userns))

@@ -506,3 +506,13 @@ def test_user_ns_pod_maps_root_to_its_own_range(upods):
     upods("rm", "u1")
     assert not (upods.root / ".userns" / str(USERNS_BASE)).exists()
     assert leftovers(upods, "u1") == [] and leftovers(upods, "u2") == []
+
+
+def test_user_ns_pod_that_fails_frees_its_range(upods):
+    p = upods.run("u3", "--user-ns", "--user-ns-base", str(USERNS_BASE), "localhost/pbox", "---",
+                  "localhost/nosuch", check=False)
+    assert p.returncode == 1 and "unknown image" in p.stderr
+    assert leftovers(upods, "u3") == []
+    assert not any((upods.root / ".userns").glob("[0-9]*"))
+    p = upods.run("u4", "--user-ns-base", "4294967295", "--user-ns", "localhost/pbox", check=False)
+    assert p.returncode == 1 and "leaves no room" in p.stderr
