@@ -17,6 +17,8 @@ enum keel__msg_type {
 	KEEL__MSG_READY,     /* init -> parent: all set up, waiting to be started */
 	KEEL__MSG_START,     /* parent -> init (run): exec now */
 	KEEL__MSG_ERR,       /* init -> parent: setup failed, text says why */
+	KEEL__MSG_HELLO,     /* init -> parent, after a helper cloned it: its pid travels in the
+			      * message's SCM_CREDENTIALS (translated into the parent's pid namespace) */
 };
 
 struct keel__msg {
@@ -33,7 +35,10 @@ struct keel__init {
 	int fifo_fd;                 /* create: exec.fifo, opened O_RDWR; -1 for run */
 	int console_fd;              /* connected --console-socket, or -1 */
 	int ns_fd[KEEL_NS_KINDS];    /* namespaces the init joins with setns, or -1 */
-	int unshare_flags;           /* namespaces the init makes after joining a user namespace */
+	unsigned long helper_clone_flags; /* with a joined user namespace: a helper enters the
+			      * cgroups, joins the user namespace and clones the init with these
+			      * (new namespaces) plus CLONE_PARENT */
+	bool via_helper;             /* this is that init: cgroups, oomScoreAdj, user ns done */
 	bool new_cgroupns;           /* unshared after the init moved into its cgroups */
 	bool in_v2_cgroup;           /* clone3 put the init into the v2 cgroup already */
 	unsigned preserve_fds;
@@ -44,6 +49,9 @@ struct keel__init {
 
 /* The init: never returns (execs the user process or _exits after reporting an error). */
 KEEL_NORETURN void keel__init_main(struct keel__init *c);
+/* The helper for a joined user namespace (see helper_clone_flags): never returns; clones the init
+ * as a sibling (a child of keel-run) and exits. */
+KEEL_NORETURN void keel__init_helper(struct keel__init *c);
 
 int keel__msg_send(int fd, enum keel__msg_type type, int32_t value, const char *text);
 /* 0, or -EPIPE when the peer closed the socket. */

@@ -327,6 +327,44 @@ static int await_ready(const char *id, struct spawn *x, struct keel_err *err)
 	}
 }
 
+/* Reap the helper of a joined user namespace and take the pid of the init it cloned (our child,
+ * by CLONE_PARENT) from the credentials on the init's first message, which the kernel translates
+ * into our pid namespace. */
+static int await_helper(struct spawn *x, pid_t helper, pid_t *ret, struct keel_err *err)
+{
+	struct keel__msg m;
+	union {
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+		struct cmsghdr align;
+	} u;
+	struct iovec iov = {.iov_base = &m, .iov_len = sizeof(m)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+			    .msg_controllen = sizeof(u.buf)};
+	memset(&m, 0, sizeof(m));
+	ssize_t n;
+	while ((n = recvmsg(x->sync_fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	while (waitpid(helper, NULL, 0) < 0 && errno == EINTR)
+		;
+	m.text[sizeof(m.text) - 1] = 0;
+	if (n < (ssize_t)offsetof(struct keel__msg, text))
+		return keel_err_set(err, -KEEL_EBASE, "container init exited during setup");
+	if (m.type == KEEL__MSG_ERR)
+		return keel_err_set(err, m.value < 0 ? m.value : -KEEL_EBASE, "%s", m.text);
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (m.type == KEEL__MSG_HELLO && cm->cmsg_level == SOL_SOCKET &&
+		    cm->cmsg_type == SCM_CREDENTIALS && cm->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+			struct ucred uc;
+			memcpy(&uc, CMSG_DATA(cm), sizeof(uc));
+			if (uc.pid > 0) {
+				*ret = uc.pid;
+				return 0;
+			}
+		}
+	}
+	return keel_err_set(err, -EPROTO, "no pid from the container's init");
+}
+
 static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, struct keel_err *err)
 {
 	int fifo_fd = -1, console_fd = -1, own_pid_fd = -1, own_time_fd = -1, sv[2] = {-1, -1};
@@ -393,20 +431,28 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 		}
 	}
 	unsigned long clone_flags = 0;
-	int unshare_flags = 0;
 	bool join_user = s->ns_join & (1u << KEEL_NS_USER);
 	for (int k = 0; k < KEEL_NS_KINDS; k++) {
 		if (!(s->ns_new & (1u << k)) || k == KEEL_NS_TIME || k == KEEL_NS_CGROUP)
 			continue;
-		if (join_user)
-			unshare_flags |= keel_ns_clone_flag(k);
-		else
-			clone_flags |= (unsigned long)keel_ns_clone_flag(k);
+		clone_flags |= (unsigned long)keel_ns_clone_flag(k);
+	}
+	unsigned long helper_flags = 0;
+	if (join_user) {
+		/* The namespaces are made by a helper inside the joined user namespace (see
+		 * keel__init_helper); the init's pid comes with its first message. */
+		helper_flags = clone_flags;
+		clone_flags = 0;
+		int one = 1;
+		if (setsockopt(sv[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+			r = keel_err_errno(err, -errno, "SO_PASSCRED");
+			goto fail;
+		}
 	}
 	struct keel__init ic = {
 		.spec = s, .cg = &x->cg, .id = o->id, .bundle = x->bundle, .rootfs = x->rootfs,
 		.sync_fd = sv[1], .fifo_fd = fifo_fd, .console_fd = console_fd,
-		.unshare_flags = unshare_flags,
+		.helper_clone_flags = helper_flags,
 		.new_cgroupns = s->ns_new & (1u << KEEL_NS_CGROUP),
 		.preserve_fds = o->preserve_fds, .run_mode = run_mode, .no_pivot = o->no_pivot,
 		.close_fds = {sv[0], x->dirfd, own_pid_fd, own_time_fd},
@@ -427,13 +473,13 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 		ic.in_v2_cgroup = true;
 		pid = (pid_t)syscall(SYS_clone3, &ca, sizeof(ca));
 		if (pid == 0)
-			keel__init_main(&ic);
+			join_user ? keel__init_helper(&ic) : keel__init_main(&ic);
 		ic.in_v2_cgroup = false;
 	}
 	if (pid < 0 && (v2_fd < 0 || errno == ENOSYS || errno == E2BIG || errno == EINVAL)) {
 		pid = (pid_t)syscall(SYS_clone, clone_flags | SIGCHLD, NULL, NULL, NULL, 0);
 		if (pid == 0)
-			keel__init_main(&ic);
+			join_user ? keel__init_helper(&ic) : keel__init_main(&ic);
 	}
 	int clone_errno = errno;
 	if (own_pid_fd >= 0 && setns(own_pid_fd, CLONE_NEWPID) < 0)
@@ -444,9 +490,14 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 		r = keel_err_errno(err, -clone_errno, "clone");
 		goto fail;
 	}
-	x->pid = pid;
 	x->sync_fd = sv[0];
 	sv[0] = -1;
+	/* Only the init holds this end now, so its death reads as end of file. */
+	close(sv[1]);
+	sv[1] = -1;
+	if (join_user && (r = await_helper(x, pid, &pid, err)) < 0)
+		goto fail;
+	x->pid = pid;
 
 	if ((s->ns_new & (1u << KEEL_NS_USER)) &&
 	    ((r = write_idmap(pid, "gid_map", s->gid_map, s->n_gid_map, err)) < 0 ||

@@ -96,9 +96,67 @@ static int join_namespaces(struct keel__init *c, struct keel_err *err)
 		if (k == KEEL_NS_USER && set_user_ns_root(err) < 0)
 			return err->code;
 	}
-	if (c->unshare_flags && unshare(c->unshare_flags) < 0)
-		return keel_err_errno(err, -errno, "unshare");
 	return 0;
+}
+
+/* Into the cgroups first, while our uid is still the host's root (before a user namespace maps
+ * it away), and before anything is charged; then oomScoreAdj, which children inherit. */
+static int enter_cgroups(struct keel__init *c, struct keel_err *err)
+{
+	const struct keel_spec *s = c->spec;
+	if (keel_cgroup_enter_self(c->cg, c->in_v2_cgroup, err) < 0)
+		return err->code;
+	if (s->process.has_oom_score_adj) {
+		char buf[16];
+		int n = snprintf(buf, sizeof(buf), "%d", s->process.oom_score_adj);
+		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+		int r = fd < 0 || write(fd, buf, (size_t)n) != n ? -errno : 0;
+		if (fd >= 0)
+			close(fd);
+		if (r < 0)
+			return keel_err_errno(err, r, "setting process.oomScoreAdj to %s", buf);
+	}
+	return 0;
+}
+
+static void close_parent_fds(struct keel__init *c)
+{
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(c->close_fds); i++)
+		if (c->close_fds[i] >= 0)
+			close(c->close_fds[i]);
+}
+
+/* A joined user namespace owns the namespaces made from inside it, and a new pid namespace holds
+ * only the children of whoever made it: so this helper, a child of keel-run, enters the cgroups
+ * as the host's root, joins the user namespace and clones the init with the new namespaces and
+ * CLONE_PARENT (the init is keel-run's child, pid 1 of its own pid namespace), then exits. */
+KEEL_NORETURN void keel__init_helper(struct keel__init *c)
+{
+	struct keel_err err;
+	keel_err_clear(&err);
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	close_parent_fds(c);
+	if (enter_cgroups(c, &err) < 0)
+		fail(c, &err);
+	int fd = c->ns_fd[KEEL_NS_USER];
+	if (setns(fd, CLONE_NEWUSER) < 0) {
+		keel_err_errno(&err, -errno, "joining the user namespace %s", c->spec->ns_path[KEEL_NS_USER]);
+		fail(c, &err);
+	}
+	close(fd);
+	c->ns_fd[KEEL_NS_USER] = -1;
+	if (set_user_ns_root(&err) < 0)
+		fail(c, &err);
+	c->via_helper = true;
+	pid_t pid = (pid_t)syscall(SYS_clone, c->helper_clone_flags | CLONE_PARENT | SIGCHLD, NULL, NULL,
+				   NULL, 0);
+	if (pid == 0)
+		keel__init_main(c);
+	if (pid < 0) {
+		keel_err_errno(&err, -errno, "clone of the init inside the user namespace");
+		fail(c, &err);
+	}
+	_exit(0);
 }
 
 int keel__setup_console(int *console_fd, const struct keel_spec *spec, bool dev_console,
@@ -317,27 +375,19 @@ KEEL_NORETURN void keel__init_main(struct keel__init *c)
 	keel_err_clear(&err);
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	for (size_t i = 0; i < KEEL_ARRAY_SIZE(c->close_fds); i++)
-		if (c->close_fds[i] >= 0)
-			close(c->close_fds[i]);
+	if (c->via_helper) {
+		/* keel-run learns our pid from this message's credentials. */
+		if (keel__msg_send(c->sync_fd, KEEL__MSG_HELLO, 0, NULL) < 0)
+			_exit(1);
+	} else {
+		close_parent_fds(c);
+	}
 	if (keel__msg_recv(c->sync_fd, &m) < 0 || m.type != KEEL__MSG_GO)
 		_exit(1); /* the parent failed: it reports and cleans up */
 	c->host_pid = m.value;
 
-	/* Into the cgroups first, while our uid is still the host's root (before a new user
-	 * namespace maps it away), and before anything is charged. */
-	if (keel_cgroup_enter_self(c->cg, c->in_v2_cgroup, &err) < 0)
+	if (!c->via_helper && enter_cgroups(c, &err) < 0)
 		fail(c, &err);
-	if (s->process.has_oom_score_adj) {
-		char buf[16];
-		int n = snprintf(buf, sizeof(buf), "%d", s->process.oom_score_adj);
-		int fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || write(fd, buf, (size_t)n) != n) {
-			keel_err_errno(&err, -errno, "setting process.oomScoreAdj to %s", buf);
-			fail(c, &err);
-		}
-		close(fd);
-	}
 	if ((s->ns_new & (1u << KEEL_NS_USER)) && set_user_ns_root(&err) < 0)
 		fail(c, &err);
 	if (join_namespaces(c, &err) < 0)

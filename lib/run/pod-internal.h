@@ -14,7 +14,7 @@
 /* <root>/<pod>/
  *   pod.json            what the pod is (name, net, apps, cgroup dirs, monitor pid)
  *   lock                flock()ed by every operation on the pod
- *   ns/{net,ipc,uts}    the shared namespaces, bind-mounted nsfs files
+ *   ns/{net,ipc,uts}    the shared namespaces, bind-mounted nsfs files (and user with --user-ns)
  *   run/                lib/run's --root for the apps' containers (ids = app names)
  *   etc/{hosts,resolv.conf}  bind-mounted read-only into every app
  *   apps/<app>/         config.json (the bundle), rootfs/ (overlay), upper/, work/, log, exit */
@@ -46,7 +46,21 @@ struct keel__pod_ctx {
 	char ip[16];          /* --net bridge: the pod's address, its veth's host end, the bridge */
 	char veth[16];
 	char bridge[16];
+	uint32_t uid_base;    /* --user-ns: host id of the pod's root (KEEL_POD_USERNS_SIZE ids) */
 };
+
+#define KEEL_POD_USERNS_SIZE 65536u
+
+/* pod_userns.c: --user-ns. A free range of KEEL_POD_USERNS_SIZE host ids from base up (into
+ * p->uid_base), recorded as <root>/.userns/<first id> holding the pod's name, made under
+ * <root>/.userns/lock; _free removes the pod's record(s). */
+int keel__pod_userns_alloc(struct keel__pod_ctx *p, const char *root, uint32_t base, struct keel_err *err);
+int keel__pod_userns_free(const char *root, const char *pod, struct keel_err *err);
+/* Mount an overlay on target: the layers (base first, NULL-terminated) id-mapped through the user
+ * namespace userns_fd, with upper and work directories; tmp (made and removed again) is where
+ * the id-mapped layers are attached while the overlay is made. */
+int keel__pod_idmapped_overlay(char *const *layers, const char *upper, const char *work, const char *tmp,
+			       const char *target, int userns_fd, struct keel_err *err);
 
 /* The config.json for one app into *ret (a new JSON object). */
 int keel__pod_app_config(const struct keel__pod_ctx *p, const struct keel__pod_app *a, json_t **ret,

@@ -232,68 +232,124 @@ static int loopback_up(void)
 	return r;
 }
 
-/* A child unshares the pod's namespaces, sets them up and pins each on a file under ns/. */
+static int write_idmaps(pid_t pid, uint32_t base, struct keel_err *err)
+{
+	static const char *const files[] = {"gid_map", "uid_map"};
+	char path[64], map[64];
+	int n = snprintf(map, sizeof(map), "0 %u %u\n", base, KEEL_POD_USERNS_SIZE);
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(files); i++) {
+		snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, files[i]);
+		int fd = open(path, O_WRONLY | O_CLOEXEC);
+		int r = fd < 0 || write(fd, map, (size_t)n) != n ? -errno : 0;
+		if (fd >= 0)
+			close(fd);
+		if (r < 0)
+			return keel_err_errno(err, r, "writing %s", path);
+	}
+	return 0;
+}
+
+/* A child makes the pod's namespaces (with --user-ns a user namespace first, which then owns the
+ * others) and sets them up; we pin each on a file under ns/ from /proc/<child>/ns (mounting
+ * needs the host's root, which a child inside a user namespace is not). Messages from the
+ * child: "U" (user namespace made, waiting for its maps), "K" (done) or "E<why>". */
 static int make_namespaces(const struct keel__pod_ctx *p, const char *hostname, struct keel_err *err)
 {
+	static const char *const all[] = {"net", "ipc", "uts", "user"};
 	char path[PATH_MAX + 32];
+	bool userns = p->o->user_ns;
 	snprintf(path, sizeof(path), "%s/ns", p->dir);
 	if (mkdir(path, 0700) < 0)
 		return keel_err_errno(err, -errno, "creating %s", path);
-	for (int k = 0; k < POD_SHARED_NS; k++) {
-		if (k == 0 && !p->has_netns)
+	for (size_t k = 0; k < KEEL_ARRAY_SIZE(all); k++) {
+		if ((k == 0 && !p->has_netns) || (k == 3 && !userns))
 			continue;
-		snprintf(path, sizeof(path), "%s/ns/%s", p->dir, keel__pod_ns_names[k]);
+		snprintf(path, sizeof(path), "%s/ns/%s", p->dir, all[k]);
 		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0400);
 		if (fd < 0)
 			return keel_err_errno(err, -errno, "creating %s", path);
 		close(fd);
 	}
-	int pfd[2];
-	if (pipe2(pfd, O_CLOEXEC) < 0)
+	int up[2], down[2];
+	if (pipe2(up, O_CLOEXEC) < 0)
 		return keel_err_errno(err, -errno, "pipe");
+	if (pipe2(down, O_CLOEXEC) < 0) {
+		close(up[0]);
+		close(up[1]);
+		return keel_err_errno(err, -errno, "pipe");
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return keel_err_errno(err, -errno, "fork");
+		int e = errno;
+		close(up[0]);
+		close(up[1]);
+		close(down[0]);
+		close(down[1]);
+		return keel_err_errno(err, -e, "fork");
 	}
 	if (pid == 0) {
 		struct keel_err e;
+		char b;
 		keel_err_clear(&e);
-		close(pfd[0]);
+		close(up[0]);
+		close(down[1]);
 		int flags = CLONE_NEWIPC | CLONE_NEWUTS | (p->has_netns ? CLONE_NEWNET : 0);
-		if (unshare(flags) < 0)
+		if (userns) {
+			if (unshare(CLONE_NEWUSER) < 0)
+				keel_err_errno(&e, -errno, "unshare(CLONE_NEWUSER)");
+			else if (write(up[1], "U", 1) != 1 || read(down[0], &b, 1) != 1)
+				_exit(1);
+		}
+		if (e.code)
+			;
+		else if (unshare(flags) < 0)
 			keel_err_errno(&e, -errno, "unshare");
 		else if (sethostname(hostname, strlen(hostname)) < 0)
 			keel_err_errno(&e, -errno, "sethostname(%s)", hostname);
 		else if (p->has_netns && loopback_up() < 0)
 			keel_err_errno(&e, -errno, "bringing lo up");
-		for (int k = 0; !e.code && k < POD_SHARED_NS; k++) {
-			if (k == 0 && !p->has_netns)
-				continue;
-			char src[64], dst[PATH_MAX + 32];
-			snprintf(src, sizeof(src), "/proc/self/ns/%s", keel__pod_ns_names[k]);
-			snprintf(dst, sizeof(dst), "%s/ns/%s", p->dir, keel__pod_ns_names[k]);
-			if (mount(src, dst, NULL, MS_BIND, NULL) < 0)
-				keel_err_errno(&e, -errno, "bind-mounting %s on %s", src, dst);
-		}
-		if (e.code) {
-			ssize_t w = write(pfd[1], keel_err_msg(&e), strlen(keel_err_msg(&e)));
-			(void)w;
-		}
-		_exit(e.code ? 1 : 0);
+		char msg[KEEL_ERR_MSG_SIZE + 1];
+		int n = snprintf(msg, sizeof(msg), "%s%s", e.code ? "E" : "K", e.code ? keel_err_msg(&e) : "");
+		if (write(up[1], msg, (size_t)n) != n)
+			_exit(1);
+		/* Stay until the namespaces are pinned (the parent closes its end). */
+		while (read(down[0], &b, 1) > 0)
+			;
+		_exit(0);
 	}
-	close(pfd[1]);
-	char msg[KEEL_ERR_MSG_SIZE] = "";
-	ssize_t n = read(pfd[0], msg, sizeof(msg) - 1);
-	close(pfd[0]);
-	int status = 0;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+	close(up[1]);
+	close(down[0]);
+	char msg[KEEL_ERR_MSG_SIZE + 1] = "";
+	ssize_t n = read(up[0], msg, sizeof(msg) - 1);
+	int r = 0;
+	if (userns && n == 1 && msg[0] == 'U') {
+		if ((r = write_idmaps(pid, p->uid_base, err)) == 0 && write(down[1], "G", 1) != 1)
+			r = keel_err_errno(err, -errno, "making the pod's namespaces");
+		n = r ? 0 : read(up[0], msg, sizeof(msg) - 1);
+	}
+	if (!r) {
+		msg[n > 0 ? n : 0] = 0;
+		if (n <= 0)
+			r = keel_err_set(err, -KEEL_EBASE, "making the pod's namespaces: the helper process died");
+		else if (msg[0] != 'K')
+			r = keel_err_set(err, -KEEL_EBASE, "making the pod's namespaces: %s", msg + 1);
+	}
+	for (size_t k = 0; !r && k < KEEL_ARRAY_SIZE(all); k++) {
+		if ((k == 0 && !p->has_netns) || (k == 3 && !userns))
+			continue;
+		char src[64];
+		snprintf(src, sizeof(src), "/proc/%d/ns/%s", (int)pid, all[k]);
+		snprintf(path, sizeof(path), "%s/ns/%s", p->dir, all[k]);
+		if (mount(src, path, NULL, MS_BIND, NULL) < 0)
+			r = keel_err_errno(err, -errno, "bind-mounting %s on %s", src, path);
+	}
+	close(down[1]);
+	close(up[0]);
+	if (r)
+		kill(pid, SIGKILL);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 		;
-	if (n > 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-		return keel_err_set(err, -KEEL_EBASE, "making the pod's namespaces: %s",
-				    n > 0 ? msg : "the helper process died");
-	return 0;
+	return r;
 }
 
 /* ---- the pod's cgroup ---- */
@@ -392,7 +448,30 @@ static int prepare_app(const struct keel__pod_ctx *p, struct keel_image_store *s
 	/* Always an upper layer: one-layer images could not be mounted otherwise, and apps write. */
 	snprintf(opts, olen, "lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, dir, dir);
 	snprintf(path, sizeof(path), "%s/rootfs", dir);
-	if (mount("overlay", path, "overlay", 0, opts) < 0) {
+	if (p->o->user_ns) {
+		/* The pod's root owns what its apps write; the layers stay as unpacked, seen
+		 * through id-mapped mounts. */
+		char upper[PATH_MAX + 16], work[PATH_MAX + 16], ns[PATH_MAX + 16], tmp[PATH_MAX + 16];
+		snprintf(tmp, sizeof(tmp), "%s/layers", dir);
+		snprintf(upper, sizeof(upper), "%s/upper", dir);
+		snprintf(work, sizeof(work), "%s/work", dir);
+		snprintf(ns, sizeof(ns), "%s/ns/user", p->dir);
+		if (chown(upper, p->uid_base, p->uid_base) < 0 || chown(work, p->uid_base, p->uid_base) < 0) {
+			r = keel_err_errno(err, -errno, "app %s: chown of %s", a->name, upper);
+			goto out;
+		}
+		int nsfd = open(ns, O_RDONLY | O_CLOEXEC);
+		if (nsfd < 0) {
+			r = keel_err_errno(err, -errno, "opening %s", ns);
+			goto out;
+		}
+		r = keel__pod_idmapped_overlay(layers, upper, work, tmp, path, nsfd, err);
+		close(nsfd);
+		if (r < 0) {
+			keel_err_wrap(err, "app %s", a->name);
+			goto out;
+		}
+	} else if (mount("overlay", path, "overlay", 0, opts) < 0) {
 		r = keel_err_errno(err, -errno, "app %s: mounting the overlay root", a->name);
 		goto out;
 	}
@@ -537,6 +616,9 @@ static int save_pod_json(const struct keel__pod_ctx *p, const char *hostname, st
 		json_array_append_new(jcg, json_string(cg_dirs[i]));
 	json_t *doc = json_pack("{s:s, s:s, s:s, s:I, s:o, s:o}", "name", p->name, "hostname", hostname, "net",
 				nets[o->net], "created", (json_int_t)keel_wall_ns(), "apps", japps, "cgroups", jcg);
+	if (doc && o->user_ns && p->uid_base)
+		json_object_set_new(doc, "userns", json_pack("{s:I, s:I}", "base", (json_int_t)p->uid_base, "size",
+							     (json_int_t)KEEL_POD_USERNS_SIZE));
 	if (doc && p->ip[0])
 		json_object_update_new(doc, json_pack("{s:s, s:s, s:s}", "ip", p->ip, "veth", p->veth, "bridge",
 						      p->bridge));
@@ -576,9 +658,12 @@ static int check_opts(const struct keel_pod_opts *o, struct keel__pod_app *apps,
 {
 	if (o->n_apps == 0)
 		return keel_err_set(err, -EINVAL, "a pod needs at least one app (an image)");
-	if (o->user_ns)
-		return keel_err_set(err, -ENOTSUP, "--user-ns is not implemented yet (it needs id-mapped "
-				    "image layers)");
+	if (o->user_ns && o->net == KEEL_POD_NET_HOST)
+		return keel_err_set(err, -EINVAL, "--user-ns cannot be used with --net host (the host's "
+				    "network namespace does not belong to the pod's user namespace)");
+	if (o->user_ns_base && (uint64_t)o->user_ns_base + KEEL_POD_USERNS_SIZE > UINT32_MAX)
+		return keel_err_set(err, -EINVAL, "--user-ns-base %u leaves no room for %u ids", o->user_ns_base,
+				    KEEL_POD_USERNS_SIZE);
 	int r = keel__pod_net_check(o, err);
 	if (r < 0)
 		return r;
@@ -667,6 +752,16 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 	made = true;
 	if ((r = lock = keel__pod_lock_dir(p.dir, true, err)) < 0)
 		goto out;
+	/* The apps' init runs as the pod's root, not the host's: it must get through to the app's
+	 * root and the pod's etc/ (nothing here can be listed by it). */
+	if (o->user_ns &&
+	    (chmod(p.dir, 0711) < 0 ||
+	     (r = keel__pod_userns_alloc(&p, root, o->user_ns_base ? o->user_ns_base : KEEL_POD_USERNS_BASE_DEFAULT,
+					 err)) < 0)) {
+		if (!r)
+			r = keel_err_errno(err, -errno, "chmod %s", p.dir);
+		goto out;
+	}
 	char path[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/apps", p.dir);
 	if (mkdir(path, 0755) < 0) {
@@ -674,6 +769,9 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 		goto out;
 	}
 	if ((r = save_pod_json(&p, hostname, apps, o->n_apps, NULL, err)) < 0)
+		goto out;
+	/* The namespaces first: with --user-ns the layers are id-mapped through the user one. */
+	if ((r = make_namespaces(&p, hostname, err)) < 0)
 		goto out;
 	if ((r = keel_image_store_open(o->image_root, &store, err)) < 0)
 		goto out;
@@ -690,8 +788,6 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 	if (r < 0)
 		goto out;
 	if ((r = save_pod_json(&p, hostname, apps, o->n_apps, cg_dirs, err)) < 0)
-		goto out;
-	if ((r = make_namespaces(&p, hostname, err)) < 0)
 		goto out;
 	if (o->net == KEEL_POD_NET_BRIDGE &&
 	    ((r = keel__pod_net_setup(&p, err)) < 0 ||

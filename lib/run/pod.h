@@ -19,6 +19,7 @@
 
 #define KEEL_POD_DEFAULT_ROOT "/run/keel-run/pods"
 #define KEEL_POD_NAME_MAX 63
+#define KEEL_POD_USERNS_BASE_DEFAULT 1073741824u /* 2^30: far above /etc/subuid's usual ranges */
 
 enum keel_pod_net { KEEL_POD_NET_NONE, KEEL_POD_NET_HOST, KEEL_POD_NET_BRIDGE };
 
@@ -59,7 +60,8 @@ struct keel_pod_opts {
 	size_t n_volumes;
 	int64_t memory;         /* bytes for the whole pod, 0 for none */
 	uint64_t cpu_millis;    /* CPU quota for the pod in thousandths of a CPU, 0 for none */
-	bool user_ns;
+	bool user_ns;           /* a user namespace of the pod's own (root = a free host id range) */
+	uint32_t user_ns_base;  /* first host id of the ranges to pick from (0: the default) */
 	bool detach;
 	struct keel_pod_app *apps;
 	size_t n_apps;

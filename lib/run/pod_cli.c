@@ -237,6 +237,15 @@ static int cmd_run(struct cli *c, int argc, char **argv)
 			o->bridge = v;
 		} else if (is_flag(argv[i], "user-ns")) {
 			o->user_ns = true;
+		} else if ((v = flag_value(argv, argc, &i, "user-ns-base", &missing))) {
+			char *end;
+			errno = 0;
+			unsigned long long b = strtoull(v, &end, 10);
+			if (errno || *end || !*v || b == 0 || b > UINT32_MAX) {
+				ret = usage(c, "invalid --user-ns-base \"%s\"", v);
+				goto out;
+			}
+			o->user_ns_base = (uint32_t)b;
 		} else if (is_flag(argv[i], "d") || is_flag(argv[i], "detach")) {
 			o->detach = true;
 		} else {
@@ -583,7 +592,8 @@ static void help(const char *prog)
 	       "Commands:\n"
 	       "  run [POD FLAGS] IMAGE [APP FLAGS] [--- IMAGE [APP FLAGS]]...\n"
 	       "      pod flags: --name N, --hostname H, --net none|host|bridge, --volume NAME:/host/path[:ro],\n"
-	       "                 --memory SIZE, --cpus N, -d/--detach, --bridge NAME, --subnet CIDR\n"
+	       "                 --memory SIZE, --cpus N, -d/--detach, --bridge NAME, --subnet CIDR,\n"
+	       "                 --user-ns, --user-ns-base ID (first host id of the 65536-id ranges)\n"
 	       "      app flags: --name A, --env K=V, --mount volume=NAME,target=/path[,readonly],\n"
 	       "                 --user U[:G], --workdir DIR, --memory SIZE, --exec CMD [ARGS...] (last)\n"
 	       "  list [--format table|json] [-q]\n"

@@ -47,7 +47,8 @@ int keel__pod_mkroot(const char *root, struct keel_err *err)
 			return keel_err_errno(err, -errno, "creating %s", buf);
 		*p = '/';
 	}
-	if (mkdir(buf, 0700) < 0 && errno != EEXIST)
+	/* Searchable, not listable: a --user-ns pod's root must get through to its app's root. */
+	if (mkdir(buf, 0711) < 0 && errno != EEXIST)
 		return keel_err_errno(err, -errno, "creating %s", buf);
 	return 0;
 }
@@ -432,8 +433,8 @@ int keel__pod_destroy(const char *root, const char *image_root, const char *name
 	pid_t mon = monitor_pid(dir);
 	if (mon > 0 && !wait_pids(&mon, 1, 10000))
 		kill(mon, SIGKILL);
-	for (int k = 0; k < POD_SHARED_NS; k++) {
-		snprintf(path, sizeof(path), "%s/ns/%s", dir, keel__pod_ns_names[k]);
+	for (int k = 0; k <= POD_SHARED_NS; k++) {
+		snprintf(path, sizeof(path), "%s/ns/%s", dir, k < POD_SHARED_NS ? keel__pod_ns_names[k] : "user");
 		if (umount2(path, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT && !first)
 			first = keel_err_errno(err, -errno, "unmounting %s", path);
 	}
@@ -468,6 +469,8 @@ int keel__pod_destroy(const char *root, const char *image_root, const char *name
 	}
 	/* The veth and the address (after the namespace files: nothing else holds the netns). */
 	if ((r = keel__pod_net_teardown(root ? root : KEEL_POD_DEFAULT_ROOT, name, &e2)) < 0 && !first)
+		first = keel_err_set(err, r, "%s", keel_err_msg(&e2));
+	if ((r = keel__pod_userns_free(root ? root : KEEL_POD_DEFAULT_ROOT, name, &e2)) < 0 && !first)
 		first = keel_err_set(err, r, "%s", keel_err_msg(&e2));
 	if ((r = keel__pod_rmtree(dir)) < 0 && !first)
 		first = keel_err_errno(err, r, "removing %s", dir);
@@ -635,7 +638,7 @@ int keel_pod_enter(const char *root, const char *name, const char *app, char *co
 		goto out;
 	}
 	int ns = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET;
-	if (spec->ns_new & (1u << KEEL_NS_USER))
+	if ((spec->ns_new | spec->ns_join) & (1u << KEEL_NS_USER))
 		ns |= CLONE_NEWUSER;
 	pid_t child = fork();
 	if (child < 0) {

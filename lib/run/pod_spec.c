@@ -201,6 +201,12 @@ int keel__pod_app_config(const struct keel__pod_ctx *p, const struct keel__pod_a
 	}
 
 	json_t *ns = json_pack("[{s:s}, {s:s}]", "type", "pid", "type", "mount");
+	if (ns && o->user_ns) {
+		/* The pod's user namespace owns its other namespaces; lib/run makes the app's pid
+		 * and mount namespaces inside it. */
+		snprintf(path, sizeof(path), "%s/ns/user", p->dir);
+		json_array_append_new(ns, json_pack("{s:s, s:s}", "type", "user", "path", path));
+	}
 	static const char *const oci_ns[POD_SHARED_NS] = {"network", "ipc", "uts"};
 	for (int k = 0; ns && k < POD_SHARED_NS; k++) {
 		if (k == 0 && !p->has_netns)

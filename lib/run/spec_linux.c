@@ -748,9 +748,6 @@ int keel__spec_check_linux(const struct keel_spec *spec, struct keel_err *err)
 		return keel_err_set(err, -KEEL_EPARSE, "domainname needs a new uts namespace");
 	if (spec->time_offsets.set && !(spec->ns_new & (1u << KEEL_NS_TIME)))
 		return keel_err_set(err, -KEEL_EPARSE, "linux.timeOffsets need a new time namespace");
-	if ((spec->ns_join & (1u << KEEL_NS_USER)) && (spec->ns_new & (1u << KEEL_NS_PID)))
-		return keel_err_set(err, -KEEL_EPARSE, "joining a user namespace by path together with a "
-				    "new pid namespace is not supported by keel-run");
 	/* The root file system is set up (pivot_root, mounts, masks) in a mount namespace of the
 	 * container's own; joining another one would mean running in someone else's root. */
 	if (!(spec->ns_new & (1u << KEEL_NS_MNT)))

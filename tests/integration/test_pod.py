@@ -321,8 +321,8 @@ def test_bad_input_is_a_clear_error_and_leaves_nothing(pods, tmp_path):
     p = pods("run", "--bridge", "x", "--name", "br", "localhost/pbox", check=False)
     assert p.returncode == 1 and "need --net bridge" in p.stderr
     assert leftovers(pods, "br") == []
-    p = pods.run("uns", "--user-ns", "localhost/pbox", check=False)
-    assert p.returncode == 1 and "not implemented" in p.stderr
+    p = pods.run("uns", "--user-ns", "--net", "host", "localhost/pbox", check=False)
+    assert p.returncode == 1 and "--user-ns cannot be used with --net host" in p.stderr
     assert leftovers(pods, "uns") == []
     pods("rm", "--force", "dup")
     for name in ("bad1", "bad2", "bad3", "bad4", "bad5", "bad6", "dup"):
@@ -437,3 +437,82 @@ def test_bridge_that_exists_bare_is_configured(pods, bridge):
     assert "gw-ok" in pods.logs("bd", "pbox")
     pods("rm", "bd")
     assert not link_exists(br)
+
+
+USERNS_BASE = 1879048192  # a base of the test's own, away from other roots' default ranges
+
+
+@pytest.fixture
+def upods(build_dir, store):
+    # Outside pytest's 0700 tmp tree: the apps' init runs as the pod's root (a high host uid),
+    # which must get through the pods' root to its app's root file system.
+    base = Path(tempfile.mkdtemp(prefix="keelpod-uns-"))
+    base.chmod(0o711)
+    p = Pods(build_dir, base / "pods", store["store"])
+    try:
+        yield p
+        p.cleanup()
+        for name in p.made:
+            assert leftovers(p, name) == [], leftovers(p, name)
+    finally:
+        p.cleanup()
+        subprocess.run(["rm", "-rf", "--one-file-system", str(base)], check=False)
+
+
+def test_user_ns_pod_maps_root_to_its_own_range(upods):
+    vol = upods.root.parent / "vol"
+    vol.mkdir()
+    vol.chmod(0o777)
+    script = ("id -u; id -g; cat /proc/self/uid_map /proc/self/gid_map; "
+              "stat -c '%u:%g %n' / /bin/busybox /etc/passwd; echo $$; "
+              "touch /data/made && touch /rootfile && echo wrote; "
+              "mount -t tmpfs none /mnt 2>&1; echo mount=$?; "
+              "unshare -U true 2>&1; echo unshare=$?; readlink /proc/self/ns/user")
+    upods.run("u1", "--user-ns", "--user-ns-base", str(USERNS_BASE), "--volume", f"data:{vol}",
+              "localhost/pbox", "--user", "0", "--mount", "volume=data,target=/data",
+              "--exec", "sh", "-c", script)
+    assert upods.wait_app("u1", "pbox") == 0
+    out = upods.logs("u1", "pbox").split("\n")
+    assert out[0] == "0" and out[1] == "0", out
+    assert out[2].split() == ["0", str(USERNS_BASE), "65536"], out
+    assert out[3].split() == ["0", str(USERNS_BASE), "65536"], out
+    # The image's files (unpacked as uid 0) and the root directory belong to root inside.
+    assert out[4:7] == ["0:0 /", "0:0 /bin/busybox", "0:0 /etc/passwd"], out
+    assert out[7] == "1" and out[8] == "wrote", out
+    # The default seccomp profile still refuses mount and new namespaces.
+    assert "mount=1" in out and "unshare=1" in out, out
+    assert out[-2] != os.readlink("/proc/self/ns/user"), out
+    # On the host: what the app made belongs to the mapped root.
+    assert os.stat(vol / "made").st_uid == USERNS_BASE
+    assert os.stat(vol / "made").st_gid == USERNS_BASE
+    upper = upods.root / "u1" / "apps" / "pbox" / "upper"
+    assert os.stat(upper / "rootfile").st_uid == USERNS_BASE
+    doc = json.loads((upods.root / "u1" / "pod.json").read_text())
+    assert doc["userns"] == {"base": USERNS_BASE, "size": 65536}
+    assert (upods.root / ".userns" / str(USERNS_BASE)).read_text() == "u1\n"
+
+    # A second pod gets the next range; rm frees each.
+    upods.run("u2", "-d", "--user-ns", "--user-ns-base", str(USERNS_BASE), "localhost/pbox",
+              "--exec", "sleep", "1000")
+    st = upods.status("u2")
+    pid = st["apps"][0]["pid"]
+    m = Path(f"/proc/{pid}/uid_map").read_text().split()
+    assert m == ["0", str(USERNS_BASE + 65536), "65536"]
+    # enter joins the pod's user namespace too (the image's user is web, 1000).
+    out = upods("enter", "u2", "sh", "-c", "id -u; cat /proc/self/uid_map").stdout.split("\n")
+    assert out[0] == "1000" and out[1].split() == m, out
+    upods("rm", "--force", "u2")
+    assert not (upods.root / ".userns" / str(USERNS_BASE + 65536)).exists()
+    upods("rm", "u1")
+    assert not (upods.root / ".userns" / str(USERNS_BASE)).exists()
+    assert leftovers(upods, "u1") == [] and leftovers(upods, "u2") == []
+
+
+def test_user_ns_pod_that_fails_frees_its_range(upods):
+    p = upods.run("u3", "--user-ns", "--user-ns-base", str(USERNS_BASE), "localhost/pbox", "---",
+                  "localhost/nosuch", check=False)
+    assert p.returncode == 1 and "unknown image" in p.stderr
+    assert leftovers(upods, "u3") == []
+    assert not any((upods.root / ".userns").glob("[0-9]*"))
+    p = upods.run("u4", "--user-ns-base", "4294967295", "--user-ns", "localhost/pbox", check=False)
+    assert p.returncode == 1 and "leaves no room" in p.stderr
