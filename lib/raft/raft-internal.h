@@ -57,6 +57,9 @@ void raft_log_drop_before(struct raft_log *l, uint64_t i);
 /* Forget the data of entries [first, upto] (persisted and applied), keeping their terms.
  * 0, or -ENOMEM with nothing changed. */
 int raft_log_evict(struct raft_log *l, uint64_t upto);
+/* Append an entry that goes straight to storage: only its term is kept (restore; nothing may be
+ * in memory yet). 0 or -ENOMEM. */
+int raft_log_skip(struct raft_log *l, uint64_t term);
 /* Forget everything and restart the log after (index, term) (snapshot install). */
 void raft_log_reset(struct raft_log *l, uint64_t index, uint64_t term);
 /* Is (index, term) at least as up to date as our log? (§3.6.1) */

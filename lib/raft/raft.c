@@ -150,42 +150,68 @@ int keel_raft_restore(struct keel_raft *r, const struct keel_raft_snapshot_meta 
 {
 	if (r->log.n || r->log.prev_index || r->term > 0)
 		return keel_err_set(err, -EINVAL, "raft: restore needs a node created without state");
+	if (snap && check_conf(&snap->conf) < 0)
+		return keel_err_set(err, -EINVAL, "raft: snapshot %llu has an invalid configuration",
+				    (unsigned long long)snap->index);
+	uint64_t prev_index = snap ? snap->index : 0, prev_term = snap ? snap->term : 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct keel_raft_entry *e = &entries[i];
+		if (e->index != prev_index + 1 + i || e->term < (i ? entries[i - 1].term : prev_term) ||
+		    (e->len && !e->data))
+			return keel_err_set(err, -EINVAL, "raft: entry %zu (index %llu) does not follow the log",
+					    i, (unsigned long long)e->index);
+	}
+	uint64_t last = prev_index + n;
+	if (hs && hs->commit > last)
+		return keel_err_set(err, -EINVAL, "raft: commit index %llu is beyond the last entry %llu",
+				    (unsigned long long)hs->commit, (unsigned long long)last);
+	uint64_t committed = hs ? KEEL_MAX(hs->commit, prev_index) : prev_index;
+	applied = KEEL_MIN(KEEL_MAX(applied, prev_index), committed);
+
+	/* Entries the state machine already holds are stable and applied: with a storage to read
+	 * them back from, those that eviction would drop at once never come into memory (a
+	 * restart after 100,000 writes would otherwise copy them all). */
+	uint64_t upto = prev_index;
+	if (r->cfg.read_entries) {
+		if (last > r->cfg.mem_entries)
+			upto = KEEL_MAX(upto, KEEL_MIN(applied, last - r->cfg.mem_entries));
+		uint64_t bytes = 0;
+		for (uint64_t i = upto + 1; i <= last; i++)
+			bytes += entries[i - prev_index - 1].len;
+		while (upto < applied && bytes > r->cfg.mem_bytes)
+			bytes -= entries[upto++ - prev_index].len;
+	}
+
 	if (snap) {
-		if (check_conf(&snap->conf) < 0)
-			return keel_err_set(err, -EINVAL, "raft: snapshot %llu has an invalid configuration",
-					    (unsigned long long)snap->index);
 		raft_log_reset(&r->log, snap->index, snap->term);
 		r->snap = *snap;
 		r->base_conf = snap->conf;
 	}
-	uint64_t prev_term = r->log.prev_term;
 	for (size_t i = 0; i < n; i++) {
 		const struct keel_raft_entry *e = &entries[i];
-		if (e->index != raft_log_last(&r->log) + 1 || e->term < prev_term || (e->len && !e->data)) {
-			raft_log_reset(&r->log, 0, 0);
-			return keel_err_set(err, -EINVAL, "raft: entry %zu (index %llu) does not follow the log",
-					    i, (unsigned long long)e->index);
+		int rc;
+		if (e->index <= upto) {
+			rc = raft_log_skip(&r->log, e->term);
+			struct keel_raft_conf_change cc;
+			if (rc == 0 && e->type == KEEL_RAFT_ENTRY_CONF &&
+			    keel_raft_conf_change_decode(e->data, e->len, &cc) == 0)
+				raft_conf_apply(&r->base_conf, &cc);
+		} else {
+			rc = raft_log_append_copy(&r->log, e);
 		}
-		if (raft_log_append_copy(&r->log, e) < 0) {
+		if (rc < 0) {
 			raft_log_reset(&r->log, 0, 0);
 			return keel_err_set(err, -ENOMEM, "raft: out of memory");
 		}
-		prev_term = e->term;
 	}
-	if (hs && hs->commit > raft_log_last(&r->log)) {
-		uint64_t commit = hs->commit;
-		raft_log_reset(&r->log, 0, 0);
-		return keel_err_set(err, -EINVAL, "raft: commit index %llu is beyond the last entry %llu",
-				    (unsigned long long)commit, (unsigned long long)raft_log_last(&r->log));
-	}
-	r->log.stable = raft_log_last(&r->log);
+	r->log.stable = last;
 	if (hs) {
 		r->term = hs->term;
 		r->vote = hs->vote;
-		r->log.committed = KEEL_MAX(hs->commit, r->log.prev_index);
 		r->prev_hs = *hs;
 	}
-	r->log.applied = KEEL_MIN(KEEL_MAX(applied, r->log.prev_index), r->log.committed);
+	r->log.committed = committed;
+	r->log.applied = applied;
 	raft_rebuild_conf(r);
 	keel_raft_id vote = r->vote;
 	raft_become_follower(r, r->term);

@@ -226,9 +226,11 @@ void keel_raft_free(struct keel_raft *r);
 
 /* Load what keel_raft_ready told the driver to persist, after a restart: the latest snapshot (or
  * NULL), the entries after it, the hard state. Call once, right after keel_raft_new(initial=NULL).
- * Entries are copied. `applied` is the index the state machine already holds (usually the
- * snapshot's): committed entries after it are delivered again through ready. -EINVAL if the
- * pieces do not fit together. */
+ * Entries are copied. `applied` is the index the state machine already holds (the snapshot's, or
+ * later if the driver applied committed entries itself): committed entries after it are
+ * delivered again through ready. With read_entries, applied entries that would not stay in
+ * memory are not copied at all (only their terms are kept). -EINVAL if the pieces do not fit
+ * together. */
 int keel_raft_restore(struct keel_raft *r, const struct keel_raft_snapshot_meta *snap,
 		      const struct keel_raft_entry *entries, size_t n,
 		      const struct keel_raft_hard_state *hs, uint64_t applied, struct keel_err *err);

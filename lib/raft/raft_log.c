@@ -288,6 +288,24 @@ int raft_log_evict(struct raft_log *l, uint64_t upto)
 	return 0;
 }
 
+int raft_log_skip(struct raft_log *l, uint64_t term)
+{
+	keel_assert(l->n == 0);
+	if (l->n_runs == 0 || l->runs[l->n_runs - 1].term != term) {
+		if (l->n_runs == l->cap_runs) {
+			size_t cap = l->cap_runs ? l->cap_runs * 2 : 8;
+			struct raft_term_run *runs = keel_reallocarray(l->runs, cap, sizeof(*runs));
+			if (!runs)
+				return -ENOMEM;
+			l->runs = runs;
+			l->cap_runs = cap;
+		}
+		l->runs[l->n_runs++] = (struct raft_term_run){l->first, term};
+	}
+	l->first++;
+	return 0;
+}
+
 void raft_log_reset(struct raft_log *l, uint64_t index, uint64_t term)
 {
 	while (l->n) {

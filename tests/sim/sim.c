@@ -598,10 +598,22 @@ static int start_node(struct sim *s, struct node *n, const struct keel_raft_conf
 		size_t skip = 0; /* entries the snapshot covers, as keel_node skips them */
 		while (skip < n->disk.n && n->disk.ents[skip].index <= n->disk.snap.index)
 			skip++;
-		if (keel_raft_restore(n->raft, snap, n->disk.ents + skip, n->disk.n - skip,
-				      n->disk.has_hs ? &n->disk.hs : NULL, n->disk.snap.index, &err) < 0)
-			return sim_fail(s, "node %llu restore: %s", (unsigned long long)n->id, err.msg), -1;
 		sm_load(s, &n->sm, n->disk.snap_data, n->disk.snap.index);
+		if (s->o.apply_on_restart && n->disk.has_hs) {
+			/* As keel_node does: the committed entries found on disk go to the state
+			 * machine directly, and the core is told they are applied (so it need not
+			 * hold them in memory). */
+			for (size_t i = skip; i < n->disk.n && n->disk.ents[i].index <= n->disk.hs.commit; i++)
+				apply_entry(s, n, &n->disk.ents[i]);
+		}
+		if (keel_raft_restore(n->raft, snap, n->disk.ents + skip, n->disk.n - skip,
+				      n->disk.has_hs ? &n->disk.hs : NULL, n->sm.applied, &err) < 0)
+			return sim_fail(s, "node %llu restore: %s", (unsigned long long)n->id, err.msg), -1;
+		if (keel_raft_applied_index(n->raft) != n->sm.applied)
+			return sim_fail(s, "node %llu restored with applied %llu, its state machine holds %llu",
+					(unsigned long long)n->id,
+					(unsigned long long)keel_raft_applied_index(n->raft),
+					(unsigned long long)n->sm.applied), -1;
 	}
 	n->up = true;
 	n->io_busy = false;
@@ -1043,6 +1055,7 @@ void sim_opts_default(struct sim_opts *o, uint64_t seed, unsigned nodes)
 	o->mem_bytes = seed % 4 == 1 ? OP_DATA_LEN * (1 + (unsigned)(seed / 4 % 3)) : 1u << 20;
 	o->disk_slack = seed % 3 == 2 ? 0 : (unsigned)(seed / 3 % 13);
 	o->read_fail = seed % 2 ? 0.02 : 0;
+	o->apply_on_restart = seed / 2 % 2 == 1;
 }
 
 int sim_new(const struct sim_opts *o, struct sim **ret)

@@ -37,6 +37,8 @@ struct sim_opts {
 	unsigned disk_slack;     /* the disk keeps up to this many entries before its snapshot, as
 				  * WAL segments do (deleted whole, never entry by entry) */
 	double read_fail;        /* probability that a read from the disk fails (-EIO) */
+	bool apply_on_restart;   /* a restarted node applies the committed entries on its disk
+				  * before the core starts (keel_node's recovery) */
 	/* raft */
 	bool pre_vote, check_quorum;
 	unsigned max_inflight;
