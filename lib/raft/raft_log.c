@@ -158,20 +158,29 @@ int raft_log_append_copy(struct raft_log *l, const struct keel_raft_entry *e)
 	return raft_log_append_own(l, e->term, e->type, data, e->len);
 }
 
+static int grave_reserve(struct raft_log *l, size_t extra)
+{
+	if (l->n_grave + extra <= l->cap_grave)
+		return 0;
+	size_t cap = l->cap_grave ? l->cap_grave * 2 : 64;
+	while (cap < l->n_grave + extra)
+		cap *= 2;
+	void **g = keel_reallocarray(l->grave, cap, sizeof(void *));
+	if (!g)
+		return -ENOMEM;
+	l->grave = g;
+	l->cap_grave = cap;
+	return 0;
+}
+
 void raft_log_free_data(struct raft_log *l, void *data)
 {
 	if (!data)
 		return;
-	if (l->n_grave == l->cap_grave) {
-		size_t cap = l->cap_grave ? l->cap_grave * 2 : 64;
-		void **g = keel_reallocarray(l->grave, cap, sizeof(void *));
-		if (!g) {
-			/* Leaking beats a use-after-free; memory is then so tight that the driver
-			 * is failing everywhere else too. */
-			return;
-		}
-		l->grave = g;
-		l->cap_grave = cap;
+	if (grave_reserve(l, 1) < 0) {
+		/* Leaking beats a use-after-free; memory is then so tight that the driver is
+		 * failing everywhere else too. */
+		return;
 	}
 	l->grave[l->n_grave++] = data;
 }
@@ -269,6 +278,8 @@ int raft_log_evict(struct raft_log *l, uint64_t upto)
 			need++;
 		last_term = t;
 	}
+	if (grave_reserve(l, n_drop) < 0)
+		return -ENOMEM; /* rather than leak their data */
 	if (need > l->cap_runs) {
 		size_t cap = l->cap_runs ? l->cap_runs : 8;
 		while (cap < need)

@@ -170,8 +170,10 @@ static int wal_out_add(struct wal_out *o, const struct keel_raft_entry *e, const
 	}
 	o->ents[o->n] = *e;
 	o->ents[o->n].data = (void *)(uintptr_t)o->len; /* made a pointer at the end */
-	memcpy(o->data + o->len, data, e->len);
-	o->len += e->len;
+	if (e->len) {
+		memcpy(o->data + o->len, data, e->len);
+		o->len += e->len;
+	}
 	o->n++;
 	return 0;
 }

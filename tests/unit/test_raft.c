@@ -546,7 +546,8 @@ static void tstore_persist(struct tstore *t, const struct keel_raft_ready *rd)
 		const struct keel_raft_entry *e = &rd->entries[i];
 		assert_true(e->index < 128 && e->len <= 32);
 		t->ents[e->index] = *e;
-		memcpy(t->data[e->index], e->data, e->len);
+		if (e->len)
+			memcpy(t->data[e->index], e->data, e->len);
 		t->last = e->index;
 	}
 }
@@ -566,7 +567,7 @@ static void drain_store(struct keel_raft *r, struct tstore *t)
 			t->a3_prev = m->index;
 			t->a3_n = m->n_entries;
 			t->a3_first = m->n_entries ? m->entries[0].index : 0;
-			if (m->n_entries)
+			if (m->n_entries && m->entries[0].len)
 				memcpy(t->a3_data, m->entries[0].data, m->entries[0].len);
 		}
 		keel_raft_advance(r, &rd);
