@@ -6,37 +6,60 @@
 
 /* ---- the in-memory log (raft_log.c) ---- */
 
-/* Entries [first, last] are held in ents[]; `prev_index`/`prev_term` identify the entry just
- * before `first` (from a snapshot or a compaction), so term_at(prev_index) is still known. */
+/* Terms of entries no longer held in memory: run k covers [runs[k].index, runs[k + 1].index),
+ * the last run up to first - 1. Terms change only with elections, so this stays tiny. */
+struct raft_term_run {
+	uint64_t index, term;
+};
+
+/* The log is (prev_index, last]. `prev_index`/`prev_term` identify the entry just before it (from
+ * a snapshot or a compaction), so term_at(prev_index) is still known. Entries [first, last] are
+ * held in memory, in ents[off .. off + n). Entries (prev_index, first) were evicted: they are
+ * persisted and applied, only their terms stay here (runs), and the driver's storage reads them
+ * back when a follower needs them. Without storage nothing is evicted: first = prev_index + 1. */
 struct raft_log {
 	struct keel_raft_entry *ents;
-	size_t n, cap;
+	size_t off, n, cap;
+	uint64_t first;
 	uint64_t prev_index, prev_term;
+	struct raft_term_run *runs;
+	size_t n_runs, cap_runs;
+	uint64_t mem_bytes; /* data bytes of the entries in memory */
 	uint64_t stable;    /* entries <= stable are on disk */
 	uint64_t committed;
 	uint64_t applied;
-	/* Data of dropped entries (truncated, compacted) may still be referenced by messages and
-	 * ready arrays handed to the driver, so it is freed at a safe point: what was dropped before
-	 * a ready() is freed at the advance() that ends it (two generations). */
+	/* Data of dropped entries (truncated, compacted, evicted) may still be referenced by
+	 * messages and ready arrays handed to the driver, so it is freed at a safe point: what was
+	 * dropped before a ready() is freed at the advance() that ends it (two generations). */
 	void **grave, **grave_rd;
 	size_t n_grave, cap_grave, n_grave_rd, cap_grave_rd;
 };
 
-uint64_t raft_log_first(const struct raft_log *l);
+void raft_log_init(struct raft_log *l);
+uint64_t raft_log_first(const struct raft_log *l);     /* prev_index + 1 */
+uint64_t raft_log_mem_first(const struct raft_log *l); /* first entry held in memory */
 uint64_t raft_log_last(const struct raft_log *l);
 uint64_t raft_log_last_term(const struct raft_log *l);
-/* Term of entry i, or 0 with *ok false when it is compacted away or beyond the end. */
+/* Term of entry i (in memory or evicted), or 0 with *ok false when it is compacted away or
+ * beyond the end. */
 uint64_t raft_log_term(const struct raft_log *l, uint64_t i, bool *ok);
+/* Entry i if it is held in memory, else NULL. */
 struct keel_raft_entry *raft_log_at(const struct raft_log *l, uint64_t i);
 bool raft_log_match(const struct raft_log *l, uint64_t i, uint64_t term);
 /* Append a copy of e at the end (e->index must be last + 1). 0 or -ENOMEM. */
 int raft_log_append_copy(struct raft_log *l, const struct keel_raft_entry *e);
 /* Append taking ownership of data (freed on failure too). */
 int raft_log_append_own(struct raft_log *l, uint64_t term, uint8_t type, void *data, uint32_t len);
-/* Drop entries >= i. */
+/* Drop entries >= i (i must be held in memory: evicted entries are committed). */
 void raft_log_truncate(struct raft_log *l, uint64_t i);
 /* Drop entries < i (i - 1 becomes prev). */
 void raft_log_drop_before(struct raft_log *l, uint64_t i);
+/* Forget the data of entries [first, upto] (persisted and applied), keeping their terms.
+ * 0, or -ENOMEM with nothing changed. */
+int raft_log_evict(struct raft_log *l, uint64_t upto);
+/* Append an entry that goes straight to storage: only its term is kept (restore; nothing may be
+ * in memory yet). 0 or -ENOMEM. */
+int raft_log_skip(struct raft_log *l, uint64_t term);
 /* Forget everything and restart the log after (index, term) (snapshot install). */
 void raft_log_reset(struct raft_log *l, uint64_t index, uint64_t term);
 /* Is (index, term) at least as up to date as our log? (§3.6.1) */
@@ -88,7 +111,7 @@ struct keel_raft {
 	struct raft_log log;
 
 	struct keel_raft_conf conf;      /* effective: base + conf entries in the log */
-	struct keel_raft_conf base_conf; /* as of log.prev_index */
+	struct keel_raft_conf base_conf; /* as of the entry before the first one in memory */
 	uint64_t pending_conf_index;     /* last conf entry in the log */
 	struct keel_raft_conf prev_conf; /* the configuration before that entry */
 	struct keel_raft_snapshot_meta snap; /* latest snapshot the driver holds */

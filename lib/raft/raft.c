@@ -19,6 +19,8 @@ void keel_raft_config_default(struct keel_raft_config *cfg, keel_raft_id id)
 		.max_msg_bytes = 1 << 20,
 		.max_batch_bytes = 64u << 20,
 		.seed = id,
+		.mem_entries = 4096,
+		.mem_bytes = 8u << 20,
 	};
 }
 
@@ -106,6 +108,7 @@ int keel_raft_new(const struct keel_raft_config *cfg, const struct keel_raft_con
 		return keel_err_set(err, -ENOMEM, "raft: out of memory");
 	}
 	r->cfg = *cfg;
+	raft_log_init(&r->log);
 	if (r->cfg.max_batch_bytes == 0)
 		r->cfg.max_batch_bytes = SIZE_MAX;
 	r->rng = cfg->seed ^ (cfg->id * 0x9E3779B97F4A7C15ull);
@@ -147,42 +150,68 @@ int keel_raft_restore(struct keel_raft *r, const struct keel_raft_snapshot_meta 
 {
 	if (r->log.n || r->log.prev_index || r->term > 0)
 		return keel_err_set(err, -EINVAL, "raft: restore needs a node created without state");
+	if (snap && check_conf(&snap->conf) < 0)
+		return keel_err_set(err, -EINVAL, "raft: snapshot %llu has an invalid configuration",
+				    (unsigned long long)snap->index);
+	uint64_t prev_index = snap ? snap->index : 0, prev_term = snap ? snap->term : 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct keel_raft_entry *e = &entries[i];
+		if (e->index != prev_index + 1 + i || e->term < (i ? entries[i - 1].term : prev_term) ||
+		    (e->len && !e->data))
+			return keel_err_set(err, -EINVAL, "raft: entry %zu (index %llu) does not follow the log",
+					    i, (unsigned long long)e->index);
+	}
+	uint64_t last = prev_index + n;
+	if (hs && hs->commit > last)
+		return keel_err_set(err, -EINVAL, "raft: commit index %llu is beyond the last entry %llu",
+				    (unsigned long long)hs->commit, (unsigned long long)last);
+	uint64_t committed = hs ? KEEL_MAX(hs->commit, prev_index) : prev_index;
+	applied = KEEL_MIN(KEEL_MAX(applied, prev_index), committed);
+
+	/* Entries the state machine already holds are stable and applied: with a storage to read
+	 * them back from, those that eviction would drop at once never come into memory (a
+	 * restart after 100,000 writes would otherwise copy them all). */
+	uint64_t upto = prev_index;
+	if (r->cfg.read_entries) {
+		if (last > r->cfg.mem_entries)
+			upto = KEEL_MAX(upto, KEEL_MIN(applied, last - r->cfg.mem_entries));
+		uint64_t bytes = 0;
+		for (uint64_t i = upto + 1; i <= last; i++)
+			bytes += entries[i - prev_index - 1].len;
+		while (upto < applied && bytes > r->cfg.mem_bytes)
+			bytes -= entries[upto++ - prev_index].len;
+	}
+
 	if (snap) {
-		if (check_conf(&snap->conf) < 0)
-			return keel_err_set(err, -EINVAL, "raft: snapshot %llu has an invalid configuration",
-					    (unsigned long long)snap->index);
 		raft_log_reset(&r->log, snap->index, snap->term);
 		r->snap = *snap;
 		r->base_conf = snap->conf;
 	}
-	uint64_t prev_term = r->log.prev_term;
 	for (size_t i = 0; i < n; i++) {
 		const struct keel_raft_entry *e = &entries[i];
-		if (e->index != raft_log_last(&r->log) + 1 || e->term < prev_term || (e->len && !e->data)) {
-			raft_log_reset(&r->log, 0, 0);
-			return keel_err_set(err, -EINVAL, "raft: entry %zu (index %llu) does not follow the log",
-					    i, (unsigned long long)e->index);
+		int rc;
+		if (e->index <= upto) {
+			rc = raft_log_skip(&r->log, e->term);
+			struct keel_raft_conf_change cc;
+			if (rc == 0 && e->type == KEEL_RAFT_ENTRY_CONF &&
+			    keel_raft_conf_change_decode(e->data, e->len, &cc) == 0)
+				raft_conf_apply(&r->base_conf, &cc);
+		} else {
+			rc = raft_log_append_copy(&r->log, e);
 		}
-		if (raft_log_append_copy(&r->log, e) < 0) {
+		if (rc < 0) {
 			raft_log_reset(&r->log, 0, 0);
 			return keel_err_set(err, -ENOMEM, "raft: out of memory");
 		}
-		prev_term = e->term;
 	}
-	if (hs && hs->commit > raft_log_last(&r->log)) {
-		uint64_t commit = hs->commit;
-		raft_log_reset(&r->log, 0, 0);
-		return keel_err_set(err, -EINVAL, "raft: commit index %llu is beyond the last entry %llu",
-				    (unsigned long long)commit, (unsigned long long)raft_log_last(&r->log));
-	}
-	r->log.stable = raft_log_last(&r->log);
+	r->log.stable = last;
 	if (hs) {
 		r->term = hs->term;
 		r->vote = hs->vote;
-		r->log.committed = KEEL_MAX(hs->commit, r->log.prev_index);
 		r->prev_hs = *hs;
 	}
-	r->log.applied = KEEL_MIN(KEEL_MAX(applied, r->log.prev_index), r->log.committed);
+	r->log.committed = committed;
+	r->log.applied = applied;
 	raft_rebuild_conf(r);
 	keel_raft_id vote = r->vote;
 	raft_become_follower(r, r->term);
@@ -228,6 +257,7 @@ static int copy_range(struct keel_raft *r, uint64_t from, uint64_t to, struct ke
 		*arr = a;
 		*cap = n;
 	}
+	keel_assert(from >= raft_log_mem_first(&r->log)); /* only persisted, applied ones leave memory */
 	memcpy(*arr, raft_log_at(&r->log, from), n * sizeof(**arr));
 	return 0;
 }
@@ -302,6 +332,39 @@ bool keel_raft_ready(struct keel_raft *r, struct keel_raft_ready *rd)
 	return true;
 }
 
+/* With a storage to read them back from, entries that are persisted and applied leave memory
+ * once they are mem_entries behind the newest, or sooner while memory holds more than mem_bytes
+ * of entry data. The configuration before the first entry in memory follows them. */
+static void evict(struct keel_raft *r)
+{
+	struct raft_log *l = &r->log;
+	if (!r->cfg.read_entries)
+		return;
+	uint64_t limit = KEEL_MIN(l->stable, l->applied);
+	uint64_t first = raft_log_mem_first(l), last = raft_log_last(l);
+	if (limit < first)
+		return;
+	uint64_t upto = first - 1;
+	if (last > r->cfg.mem_entries)
+		upto = KEEL_MAX(upto, KEEL_MIN(limit, last - r->cfg.mem_entries));
+	uint64_t bytes = l->mem_bytes;
+	for (uint64_t i = first; i <= upto; i++)
+		bytes -= raft_log_at(l, i)->len;
+	while (upto < limit && bytes > r->cfg.mem_bytes)
+		bytes -= raft_log_at(l, ++upto)->len;
+	if (upto < first)
+		return;
+	struct keel_raft_conf base = r->base_conf;
+	for (uint64_t i = first; i <= upto; i++) {
+		const struct keel_raft_entry *e = raft_log_at(l, i);
+		struct keel_raft_conf_change cc;
+		if (e->type == KEEL_RAFT_ENTRY_CONF && keel_raft_conf_change_decode(e->data, e->len, &cc) == 0)
+			raft_conf_apply(&base, &cc);
+	}
+	if (raft_log_evict(l, upto) == 0) /* else out of memory: they stay until the next try */
+		r->base_conf = base;
+}
+
 void keel_raft_advance(struct keel_raft *r, const struct keel_raft_ready *rd)
 {
 	keel_assert(r->in_ready);
@@ -323,14 +386,16 @@ void keel_raft_advance(struct keel_raft *r, const struct keel_raft_ready *rd)
 	r->n_rd_msgs = 0;
 	r->in_ready = false;
 	raft_log_bury(&r->log);
+	evict(r);
 	raft_leader_persisted(r);
 }
 
-/* The configuration as of index (<= last), from the base and the conf entries up to it. */
+/* The configuration as of index (mem_first - 1 <= index <= last), from the base and the conf
+ * entries up to it. */
 static void conf_at(const struct keel_raft *r, uint64_t index, struct keel_raft_conf *ret)
 {
 	*ret = r->base_conf;
-	for (uint64_t i = raft_log_first(&r->log); i <= index; i++) {
+	for (uint64_t i = raft_log_mem_first(&r->log); i <= index; i++) {
 		const struct keel_raft_entry *e = raft_log_at(&r->log, i);
 		struct keel_raft_conf_change cc;
 		if (e->type == KEEL_RAFT_ENTRY_CONF && keel_raft_conf_change_decode(e->data, e->len, &cc) == 0)
@@ -340,7 +405,8 @@ static void conf_at(const struct keel_raft *r, uint64_t index, struct keel_raft_
 
 int keel_raft_snapshot_meta_at(const struct keel_raft *r, uint64_t index, struct keel_raft_snapshot_meta *ret)
 {
-	if (index > r->log.applied || index < r->log.prev_index || index == 0)
+	if (index > r->log.applied || index < r->log.prev_index || index == 0 ||
+	    index + 1 < raft_log_mem_first(&r->log))
 		return -EINVAL;
 	bool ok;
 	uint64_t term = raft_log_term(&r->log, index, &ok);
@@ -364,7 +430,10 @@ int keel_raft_compact(struct keel_raft *r, uint64_t index, uint64_t keep)
 	/* Drop the log up to `keep` entries before the snapshot point. */
 	uint64_t cut = index > keep ? index - keep : 0;
 	if (cut > r->log.prev_index) {
-		conf_at(r, cut, &r->base_conf);
+		/* base_conf is the configuration just before the first entry in memory: it moves
+		 * only if entries in memory go. */
+		if (cut >= raft_log_mem_first(&r->log))
+			conf_at(r, cut, &r->base_conf);
 		raft_log_drop_before(&r->log, cut + 1);
 	}
 	return 0;
@@ -378,6 +447,14 @@ uint64_t keel_raft_commit_index(const struct keel_raft *r) { return r->log.commi
 uint64_t keel_raft_applied_index(const struct keel_raft *r) { return r->log.applied; }
 uint64_t keel_raft_last_index(const struct keel_raft *r) { return raft_log_last(&r->log); }
 uint64_t keel_raft_first_index(const struct keel_raft *r) { return raft_log_first(&r->log); }
+uint64_t keel_raft_mem_first_index(const struct keel_raft *r) { return raft_log_mem_first(&r->log); }
+
+bool keel_raft_term_at(const struct keel_raft *r, uint64_t index, uint64_t *term)
+{
+	bool ok;
+	*term = raft_log_term(&r->log, index, &ok);
+	return ok;
+}
 const struct keel_raft_conf *keel_raft_conf(const struct keel_raft *r) { return &r->conf; }
 const struct keel_raft_snapshot_meta *keel_raft_snapshot(const struct keel_raft *r) { return &r->snap; }
 

@@ -177,6 +177,17 @@ struct keel_raft_ready {
 	size_t n_reads;
 };
 
+/* Storage read-back (see keel_raft_config.read_entries): the entries from lo on, at most up to hi
+ * (lo <= hi), as the driver persisted them. Return 0 with *ret_n >= 1 consecutive entries starting
+ * at lo in *ret_ents, an array from keel_malloc that the core takes over; their data lies in
+ * *ret_data, one keel_malloc block that the core takes over too (NULL if every entry is empty).
+ * Entries after the first stop before their data would exceed max_bytes in total. Return
+ * -ENOENT when entry lo is no longer stored (compacted: the core sends the follower a snapshot),
+ * any other negative error when it cannot be read now (the core tries again later). Called from
+ * inside the core's functions: it must not call back into the core. */
+typedef int keel_raft_read_entries_fn(void *ud, uint64_t lo, uint64_t hi, size_t max_bytes,
+				      struct keel_raft_entry **ret_ents, size_t *ret_n, void **ret_data);
+
 struct keel_raft_config {
 	keel_raft_id id;
 	unsigned election_ticks;  /* followers wait a random [election, 2*election) ticks; >= 2 */
@@ -188,12 +199,21 @@ struct keel_raft_config {
 	size_t max_batch_bytes;   /* proposals above this many uncommitted bytes are refused
 				   * (-EBUSY) so a slow cluster pushes back instead of growing */
 	uint64_t seed;            /* for the randomized timeouts: the core is deterministic */
+	/* The in-memory log. Without read_entries every entry stays in memory until a compaction.
+	 * With it, entries that are persisted and applied leave memory once they are more than
+	 * mem_entries behind the newest entry, or sooner while the entries in memory hold more than
+	 * mem_bytes of data; a follower that needs them gets them through read_entries. */
+	keel_raft_read_entries_fn *read_entries;
+	void *read_ud;
+	size_t mem_entries;
+	size_t mem_bytes;
 };
 
 struct keel_raft;
 
 /* Fill cfg with sensible defaults for id (election 10 ticks, heartbeat 1, pre-vote and check-quorum
- * on, 256 in flight, 1 MiB per message, 64 MiB uncommitted). */
+ * on, 256 in flight, 1 MiB per message, 64 MiB uncommitted; no read_entries, and with one a
+ * window of 4096 entries or 8 MiB in memory). */
 void keel_raft_config_default(struct keel_raft_config *cfg, keel_raft_id id);
 
 /* Create a node. With no restored state, it starts empty: a brand-new cluster is bootstrapped by
@@ -206,9 +226,11 @@ void keel_raft_free(struct keel_raft *r);
 
 /* Load what keel_raft_ready told the driver to persist, after a restart: the latest snapshot (or
  * NULL), the entries after it, the hard state. Call once, right after keel_raft_new(initial=NULL).
- * Entries are copied. `applied` is the index the state machine already holds (usually the
- * snapshot's): committed entries after it are delivered again through ready. -EINVAL if the
- * pieces do not fit together. */
+ * Entries are copied. `applied` is the index the state machine already holds (the snapshot's, or
+ * later if the driver applied committed entries itself): committed entries after it are
+ * delivered again through ready. With read_entries, applied entries that would not stay in
+ * memory are not copied at all (only their terms are kept). -EINVAL if the pieces do not fit
+ * together. */
 int keel_raft_restore(struct keel_raft *r, const struct keel_raft_snapshot_meta *snap,
 		      const struct keel_raft_entry *entries, size_t n,
 		      const struct keel_raft_hard_state *hs, uint64_t applied, struct keel_err *err);
@@ -250,12 +272,15 @@ int keel_raft_transfer_leader(struct keel_raft *r, keel_raft_id target);
 void keel_raft_campaign(struct keel_raft *r);
 
 /* The driver has a snapshot of its state machine at `index` (<= applied) and wants the log before
- * it gone; `keep` entries before index stay for slow followers. -EINVAL if index is not applied. */
+ * it gone; `keep` entries before index stay for slow followers (in memory, or in the driver's
+ * storage once evicted). -EINVAL if index is not applied or the metadata cannot be given (see
+ * keel_raft_snapshot_meta_at). */
 int keel_raft_compact(struct keel_raft *r, uint64_t index, uint64_t keep);
 
 /* The metadata a snapshot at applied index `index` must carry (its term and the configuration as
  * of index), for the driver to write the file before calling keel_raft_compact(). -EINVAL if
- * index is not applied or no longer in the log. */
+ * index is not applied, no longer in the log, or before the entry just ahead of the first one in
+ * memory (the configuration is known from there on; the applied index always qualifies). */
 int keel_raft_snapshot_meta_at(const struct keel_raft *r, uint64_t index, struct keel_raft_snapshot_meta *ret);
 
 /* The transport reports a failed snapshot transfer to `peer` (the leader goes back to probing),
@@ -280,9 +305,13 @@ uint64_t keel_raft_commit_index(const struct keel_raft *r);
 uint64_t keel_raft_applied_index(const struct keel_raft *r);
 uint64_t keel_raft_last_index(const struct keel_raft *r);
 uint64_t keel_raft_first_index(const struct keel_raft *r); /* first entry still in the log */
+uint64_t keel_raft_mem_first_index(const struct keel_raft *r); /* first one held in memory */
+/* The term of the entry at index, held in memory or not; false when the log no longer has it
+ * (the entry just before the log, a snapshot's or a compaction's, still answers). */
+bool keel_raft_term_at(const struct keel_raft *r, uint64_t index, uint64_t *term);
 const struct keel_raft_conf *keel_raft_conf(const struct keel_raft *r);
 const struct keel_raft_snapshot_meta *keel_raft_snapshot(const struct keel_raft *r);
-/* The entry at index if still in the log (pointer valid until the next call into the core). */
+/* The entry at index if held in memory (pointer valid until the next call into the core). */
 const struct keel_raft_entry *keel_raft_entry_at(const struct keel_raft *r, uint64_t index);
 /* Replication progress of a peer as the leader sees it (0s when not leader). */
 uint64_t keel_raft_peer_match(const struct keel_raft *r, keel_raft_id peer);

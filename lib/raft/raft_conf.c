@@ -157,8 +157,8 @@ void raft_rebuild_conf(struct keel_raft *r)
 	sort_ids(r->conf.learners, r->conf.n_learners);
 	r->pending_conf_index = 0;
 	r->prev_conf = r->conf;
-	for (size_t i = 0; i < r->log.n; i++) {
-		const struct keel_raft_entry *e = &r->log.ents[i];
+	for (uint64_t i = raft_log_mem_first(&r->log); i <= raft_log_last(&r->log); i++) {
+		const struct keel_raft_entry *e = raft_log_at(&r->log, i);
 		struct keel_raft_conf_change cc;
 		if (e->type != KEEL_RAFT_ENTRY_CONF || keel_raft_conf_change_decode(e->data, e->len, &cc) < 0)
 			continue;

@@ -314,6 +314,50 @@ static void commit_to(struct keel_raft *r, uint64_t index)
 	r->log.committed = index;
 }
 
+static bool send_snapshot(struct keel_raft *r, struct progress *p)
+{
+	if (r->snap.index == 0)
+		return false;
+	struct keel_raft_msg m = {
+		.type = KEEL_RAFT_MSG_SNAPSHOT, .to = p->id, .term = r->term,
+		.snapshot = r->snap, .early = true,
+	};
+	pr_become_snapshot(p, r->snap.index);
+	raft_send(r, &m);
+	return true;
+}
+
+/* Entries from lo on that are no longer in memory, through the driver's storage: checked against
+ * the terms the core kept, their data handed to the grave (freed once the message is gone).
+ * 0, or the storage's error (-EIO as well for entries that do not fit the log). */
+static int read_back(struct keel_raft *r, uint64_t lo, uint64_t hi, struct keel_raft_entry **ret,
+		     uint32_t *ret_n)
+{
+	hi = KEEL_MIN(hi, lo + UINT32_MAX / 2);
+	struct keel_raft_entry *ents = NULL;
+	size_t n = 0;
+	void *data = NULL;
+	int rc = r->cfg.read_entries(r->cfg.read_ud, lo, hi, r->cfg.max_msg_bytes, &ents, &n, &data);
+	if (rc < 0)
+		return rc;
+	raft_log_free_data(&r->log, data);
+	bool good = ents && n >= 1 && n <= hi - lo + 1;
+	for (size_t k = 0; good && k < n; k++) {
+		bool ok;
+		const struct keel_raft_entry *e = &ents[k];
+		good = e->index == lo + k && raft_log_term(&r->log, e->index, &ok) == e->term && ok &&
+		       (e->len == 0 || e->data) && e->type <= KEEL_RAFT_ENTRY_CONF;
+	}
+	if (!good) {
+		/* Never send what the log does not hold: a broken storage is the driver's to fix. */
+		keel_free(ents);
+		return -EIO;
+	}
+	*ret = ents;
+	*ret_n = (uint32_t)n;
+	return 0;
+}
+
 /* Send what pr needs next. Returns true if a message went out. */
 static bool send_append(struct keel_raft *r, struct progress *p, bool send_if_empty)
 {
@@ -324,40 +368,50 @@ static bool send_append(struct keel_raft *r, struct progress *p, bool send_if_em
 	uint64_t prev_term = raft_log_term(&r->log, prev, &ok);
 	if (!ok) {
 		/* What it needs is compacted away: it gets the snapshot instead (§5.3). */
-		if (r->snap.index == 0)
-			return false;
-		struct keel_raft_msg m = {
-			.type = KEEL_RAFT_MSG_SNAPSHOT, .to = p->id, .term = r->term,
-			.snapshot = r->snap, .early = true,
-		};
-		pr_become_snapshot(p, r->snap.index);
-		raft_send(r, &m);
-		return true;
+		return send_snapshot(r, p);
 	}
 	uint64_t last = raft_log_last(&r->log);
+	uint64_t mem_first = raft_log_mem_first(&r->log);
+	struct keel_raft_entry *ents = NULL;
 	uint32_t n = 0;
-	size_t bytes = 0;
-	for (uint64_t i = p->next; i <= last; i++) {
-		const struct keel_raft_entry *e = raft_log_at(&r->log, i);
-		if (n > 0 && bytes + e->len > r->cfg.max_msg_bytes)
-			break;
-		bytes += e->len;
-		n++;
+	if (p->next <= last && p->next < mem_first) {
+		/* Evicted from memory: read back from the driver's storage. */
+		int rc = read_back(r, p->next, mem_first - 1, &ents, &n);
+		if (rc == -ENOENT && r->snap.index >= p->next)
+			return send_snapshot(r, p); /* the storage compacted them too */
+		if (rc < 0) {
+			/* Try again when the peer next answers a heartbeat. */
+			if (p->state == PR_REPLICATE)
+				pr_become_probe(p);
+			p->probe_sent = true;
+			return false;
+		}
+	} else {
+		size_t bytes = 0;
+		for (uint64_t i = p->next; i <= last; i++) {
+			const struct keel_raft_entry *e = raft_log_at(&r->log, i);
+			if (n > 0 && bytes + e->len > r->cfg.max_msg_bytes)
+				break;
+			bytes += e->len;
+			n++;
+		}
+		if (n > 0) {
+			ents = keel_reallocarray(NULL, n, sizeof(*ents));
+			if (!ents)
+				return false;
+			/* Shallow copies: the data stays in the log, whose frees are deferred
+			 * while messages may point at it. */
+			memcpy(ents, raft_log_at(&r->log, p->next), n * sizeof(*ents));
+		}
 	}
 	if (n == 0 && !send_if_empty)
 		return false;
 	struct keel_raft_msg m = {
 		.type = KEEL_RAFT_MSG_APPEND, .to = p->id, .term = r->term, .index = prev,
 		.log_term = prev_term, .commit = r->log.committed, .early = true,
+		.entries = ents, .n_entries = n,
 	};
 	if (n > 0) {
-		m.entries = keel_reallocarray(NULL, n, sizeof(*m.entries));
-		if (!m.entries)
-			return false;
-		/* Shallow copies: the data stays in the log, whose frees are deferred while
-		 * messages may point at it. */
-		memcpy(m.entries, raft_log_at(&r->log, p->next), n * sizeof(*m.entries));
-		m.n_entries = n;
 		if (p->state == PR_REPLICATE) {
 			uint64_t sent_last = p->next + n - 1;
 			p->next = sent_last + 1;

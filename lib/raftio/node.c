@@ -67,6 +67,10 @@ struct keel_node {
 	struct keel_raft_snapshot_meta snap; /* newest snapshot on disk */
 	char *snap_path;
 	uint64_t applied;
+	/* Committed entries recovery found in the WAL: the core was told they are applied (so it
+	 * need not hold them in memory); the state machine gets them first thing on the loop. */
+	struct keel_wal_recovered rec;
+	size_t rec_pos, rec_end;
 	keel_raft_id last_leader;
 	uint64_t last_term;
 
@@ -386,9 +390,26 @@ static void after_work_cb(uv_work_t *req, int status)
 	pump(n);
 }
 
+/* Apply what recovery left for the loop, freeing each entry as it goes: the state machine grows
+ * into the memory the log leaves. */
+static void apply_recovered(struct keel_node *n)
+{
+	for (; n->rec_pos < n->rec_end; n->rec_pos++) {
+		struct keel_raft_entry *e = &n->rec.entries[n->rec_pos];
+		n->cfg.sm->apply(n->cfg.sm_ud, e);
+		n->applied = e->index;
+		n->stats.applied++;
+		keel_free(e->data);
+		e->data = NULL;
+	}
+	keel_wal_recovered_free(&n->rec);
+}
+
 /* Take the next ready if the disk is idle. Readies with nothing to persist skip the thread pool. */
 static void pump(struct keel_node *n)
 {
+	if (n->rec.entries)
+		apply_recovered(n);
 	while (!n->failed && !n->stopping && !n->io_busy && keel_raft_ready(n->raft, &n->rd)) {
 		struct keel_raft_ready *rd = &n->rd;
 		for (size_t i = 0; i < rd->n_msgs; i++)
@@ -653,10 +674,29 @@ static void free_node(struct keel_node *n)
 	keel_free(n->wal_dir);
 	keel_free(n->snap_dir);
 	keel_free(n->snap_path);
+	keel_wal_recovered_free(&n->rec);
 	keel_free(n->pending);
 	keel_free(n->barriers);
 	keel_free(n->done);
 	keel_free(n);
+}
+
+/* The core asks for entries it no longer holds in memory (a follower is behind): read them back
+ * from the WAL. This runs on the loop while a WAL write may be running on the thread pool, which
+ * keel_wal_read allows; the entries asked for are persisted ones. Damage counts as "no longer
+ * stored": the follower then gets a snapshot if one covers them, rather than nothing at all. */
+static int read_entries(void *ud, uint64_t lo, uint64_t hi, size_t max_bytes, struct keel_raft_entry **ret_ents,
+			size_t *ret_n, void **ret_data)
+{
+	struct keel_node *n = ud;
+	int r = keel_wal_read(n->wal, lo, hi, max_bytes, ret_ents, ret_n, ret_data, NULL);
+	if (r < 0) {
+		n->stats.wal_read_failures++;
+		return r == -KEEL_ECORRUPT ? -ENOENT : r;
+	}
+	n->stats.wal_reads++;
+	n->stats.wal_read_entries += *ret_n;
+	return 0;
 }
 
 /* Rebuild the core and the state machine from the newest snapshot and the WAL. */
@@ -666,6 +706,12 @@ static int recover(struct keel_node *n, struct keel_err *err)
 	keel_raft_config_default(&rc, n->cfg.id);
 	rc.election_ticks = n->cfg.election_ticks;
 	rc.seed = (uint64_t)uv_hrtime() ^ n->cfg.id;
+	rc.read_entries = read_entries;
+	rc.read_ud = n;
+	if (n->cfg.mem_entries)
+		rc.mem_entries = n->cfg.mem_entries;
+	if (n->cfg.mem_bytes)
+		rc.mem_bytes = n->cfg.mem_bytes;
 
 	struct keel_raft_snapshot_meta snap;
 	char *snap_path = NULL;
@@ -700,12 +746,30 @@ static int recover(struct keel_node *n, struct keel_err *err)
 		if (r == 0 && found)
 			r = load_snapshot(n, snap_path, err);
 		if (r == 0) {
-			/* Entries the snapshot already covers are skipped. */
+			/* Entries the snapshot already covers are skipped. The committed ones after
+			 * it are applied on the loop, before anything else (apply_recovered): the
+			 * core, told they are applied, keeps only the newest in memory. */
 			size_t skip = 0;
 			while (found && skip < rec.n_entries && rec.entries[skip].index <= snap.index)
 				skip++;
+			size_t end = skip;
+			while (rec.has_hs && end < rec.n_entries && rec.entries[end].index <= rec.hs.commit)
+				end++;
+			uint64_t applied = end > skip ? rec.entries[end - 1].index : found ? snap.index : 0;
 			r = keel_raft_restore(n->raft, found ? &snap : NULL, rec.entries + skip, rec.n_entries - skip,
-					      rec.has_hs ? &rec.hs : NULL, found ? snap.index : 0, err);
+					      rec.has_hs ? &rec.hs : NULL, applied, err);
+			if (r == 0 && end > skip) {
+				for (size_t i = 0; i < rec.n_entries; i++) {
+					if (i < skip || i >= end) {
+						keel_free(rec.entries[i].data);
+						rec.entries[i].data = NULL;
+					}
+				}
+				n->rec = rec;
+				n->rec_pos = skip;
+				n->rec_end = end;
+				rec = (struct keel_wal_recovered){0};
+			}
 		}
 	}
 	keel_free(snap_path);

@@ -66,6 +66,10 @@ struct keel_node_config {
 	unsigned election_ticks;         /* default 10 (etcd --election-timeout 1000 ms) */
 	uint64_t snapshot_count;         /* applied entries between snapshots (default 100000) */
 	uint64_t snapshot_keep;          /* entries kept behind a snapshot for slow followers (5000) */
+	/* The consensus core keeps only the newest entries in memory (raft.h, mem_entries and
+	 * mem_bytes; 0: 4096 entries, 8 MiB) and reads older ones back from the WAL when a
+	 * follower needs them. */
+	size_t mem_entries, mem_bytes;
 	size_t wal_segment_size;         /* 0: default */
 	/* Retention (etcd's --max-snapshots, --max-wals): snapshot files and WAL segments kept;
 	 * 0 = the default (5 snapshots; WAL segments as soon as a snapshot covers them),
@@ -130,6 +134,8 @@ struct keel_node_stats {
 	uint64_t entries_synced;   /* entries written by them */
 	uint64_t applied;
 	uint64_t snapshots_taken, snapshots_sent, snapshots_received;
+	uint64_t wal_reads, wal_read_entries; /* entries read back from the WAL for followers */
+	uint64_t wal_read_failures;           /* reads that found nothing (or damage) */
 };
 void keel_node_get_stats(const struct keel_node *n, struct keel_node_stats *st);
 

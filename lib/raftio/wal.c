@@ -18,68 +18,7 @@
 #include "base/mem.h"
 #include "base/sys.h"
 #include "raftio/names.h"
-
-/* Segment header: magic[8], u32 version, u32 reserved (0), u64 seq, u64 first index,
- * u32 crc32c of the 32 bytes before it, u32 zero. Records start right after it. */
-#define WAL_MAGIC "KEELWAL\0"
-#define WAL_VERSION 1
-#define WAL_HDR_SIZE 40
-#define WAL_HDR_CRC_OFF 32
-
-/* Record frame: u32 len (of type + payload), u32 crc32c (of type + payload), u8 type, payload,
- * zero padding to a multiple of 8. A zero length word marks the end of the records. */
-#define WAL_FRAME 8
-#define WAL_ALIGN(n) (((n) + 7) & ~(size_t)7)
-
-enum wal_rec_type {
-	WAL_REC_ENTRY = 1,      /* u64 term, u64 index, u8 entry type, u32 len, data */
-	WAL_REC_HARD_STATE = 2, /* u64 term, u64 vote, u64 commit */
-	WAL_REC_SNAPSHOT = 3,   /* u64 index, u64 term, u64 last: the log now holds (index, last] */
-};
-
-#define WAL_ENTRY_HEAD 21
-#define WAL_HS_PAYLOAD 24
-#define WAL_SNAP_PAYLOAD 24
-
-/* Segment names: 16 hex digits, '-', 16 hex digits, ".wal" (37 characters). */
-#define WAL_NAME_LEN 37
-
-struct wal_seg {
-	uint64_t seq;
-	uint64_t first_index; /* from the name; informational */
-	uint64_t max_index;   /* highest live entry index recorded in it, 0 if none */
-};
-
-/* The terms of the log as runs: run k covers [runs[k].index, runs[k + 1].index). Terms change
- * rarely, so this is tiny, and it is all the writer needs to answer "which term is entry i". */
-struct wal_run {
-	uint64_t index, term;
-};
-
-struct keel_wal {
-	char *dir;
-	int dirfd; /* holds the flock that keeps a second writer out */
-	size_t segment_size;
-	size_t keep_segments; /* see keel_wal_options */
-
-	struct wal_seg *segs; /* oldest first; the last one is being written */
-	size_t n_segs, cap_segs;
-	int fd;        /* the last segment */
-	uint64_t off;  /* where the next record goes */
-	uint64_t size; /* preallocated size of the last segment */
-	bool dirty;    /* written since the last fdatasync */
-
-	int failed; /* 0, or the error that stopped the WAL for good */
-	char failed_msg[KEEL_ERR_MSG_SIZE];
-
-	uint64_t snap_index, snap_term, last_index;
-	struct keel_raft_hard_state hs;
-	bool has_hs;
-	struct wal_run *runs;
-	size_t n_runs, cap_runs;
-
-	struct keel_buf buf; /* the records of one call, reused */
-};
+#include "raftio/wal-internal.h"
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
@@ -121,20 +60,11 @@ static void wal_encode_header(uint8_t hdr[WAL_HDR_SIZE], uint64_t seq, uint64_t 
 
 /* ---- record parsing (shared by replay and the scan for records after damage) ----------- */
 
-enum wal_parse_result { WAL_REC_OK, WAL_REC_END, WAL_REC_BAD };
-
-struct wal_rec {
-	uint8_t type;
-	const uint8_t *payload;
-	size_t plen;
-	size_t total; /* frame + type + payload + padding */
-};
-
 /* Parse the record at `off` (8-aligned) of a segment image p[0, size). A record is valid only
  * if its length is sane, its CRC matches, its type is known and its payload has the shape that
  * type demands: the scan for records after damage relies on garbage almost never passing. */
-static enum wal_parse_result wal_parse(const uint8_t *p, size_t size, size_t off,
-				       struct wal_rec *rec, const char **why)
+enum wal_parse_result wal_parse(const uint8_t *p, size_t size, size_t off, struct wal_rec *rec,
+				const char **why)
 {
 	size_t avail = size - off;
 	if (avail < WAL_FRAME) {
@@ -262,7 +192,7 @@ static int wal_corrupt(const struct keel_wal *w, const struct wal_replay *rp,
 			    rp->off, what, w->dir);
 }
 
-static int wal_apply_entry(const struct keel_wal *w, struct wal_replay *rp, struct wal_seg *seg,
+static int wal_apply_entry(struct keel_wal *w, struct wal_replay *rp, struct wal_seg *seg,
 			   const struct wal_rec *rec, struct keel_err *err)
 {
 	const uint8_t *q = rec->payload;
@@ -300,18 +230,21 @@ static int wal_apply_entry(const struct keel_wal *w, struct wal_replay *rp, stru
 		rp->ents = ents;
 		rp->cap = cap;
 	}
+	if (wal_idx_reserve(w, 1, 0, 0) < 0)
+		return keel_err_set(err, -ENOMEM, "wal: out of memory replaying %s", rp->name);
 	if (e.len) {
 		e.data = keel_memdup(q + WAL_ENTRY_HEAD, e.len);
 		if (!e.data)
 			return keel_err_set(err, -ENOMEM, "wal: out of memory replaying %s", rp->name);
 	}
 	rp->ents[rp->n++] = e;
+	wal_idx_entry(w, e.index, seg, rp->off, rec->total);
 	if (e.index > seg->max_index)
 		seg->max_index = e.index;
 	return 0;
 }
 
-static int wal_apply_snapshot(const struct keel_wal *w, struct wal_replay *rp,
+static int wal_apply_snapshot(struct keel_wal *w, struct wal_replay *rp,
 			      const struct wal_rec *rec, struct keel_err *err)
 {
 	uint64_t index = keel_le64(rec->payload), term = keel_le64(rec->payload + 8);
@@ -338,6 +271,7 @@ static int wal_apply_snapshot(const struct keel_wal *w, struct wal_replay *rp,
 	rp->snap_index = index;
 	rp->snap_term = term;
 	rp->seen_snap = true;
+	wal_idx_snapshot(w, index, last);
 	return 0;
 }
 
@@ -631,17 +565,23 @@ static size_t wal_entry_size(const struct keel_raft_entry *e)
 #define WAL_HS_SIZE WAL_ALIGN(WAL_FRAME + 1 + WAL_HS_PAYLOAD)
 #define WAL_SNAP_SIZE WAL_ALIGN(WAL_FRAME + 1 + WAL_SNAP_PAYLOAD)
 
-/* Reserve room in w->buf for `total` bytes of records and in w->segs for every segment they
- * could roll into, so that nothing allocates once the first byte is written. Two consecutive
- * segments always hold more than one segment's worth, hence the bound. */
-static int wal_prepare(struct keel_wal *w, size_t total)
+/* Reserve room in w->buf for `total` bytes of records (n of them entries), in w->segs for every
+ * segment they could roll into and in the index for their locations, so that nothing allocates
+ * once the first byte is written. Two consecutive segments always hold more than one segment's
+ * worth, hence the bound. */
+static int wal_prepare(struct keel_wal *w, size_t total, size_t n)
 {
 	keel_buf_reset(&w->buf);
 	int r = keel_buf_reserve(&w->buf, total);
 	if (r)
 		return r;
 	size_t rolls = 2 * (total / (w->segment_size - WAL_HDR_SIZE)) + 2;
-	return wal_reserve((void **)&w->segs, &w->cap_segs, w->n_segs + rolls, sizeof(*w->segs));
+	pthread_mutex_lock(&w->lock); /* a reader may be looking at the index */
+	r = wal_reserve((void **)&w->segs, &w->cap_segs, w->n_segs + rolls, sizeof(*w->segs));
+	if (!r && n)
+		r = wal_idx_reserve(w, n, total, rolls);
+	pthread_mutex_unlock(&w->lock);
+	return r;
 }
 
 /* Create segment `seq`: preallocate, write the header, sync it, and only then give it its real
@@ -742,10 +682,19 @@ static int wal_write_buf(struct keel_wal *w, struct keel_err *err)
 				return keel_err_errno(err, r, "wal: write %s/%s at offset %llu", w->dir,
 						      name, (unsigned long long)w->off);
 			}
+			struct wal_seg *s = &w->segs[w->n_segs - 1];
+			pthread_mutex_lock(&w->lock);
+			for (size_t k = 0; k < chunk;) {
+				const uint8_t *rec = p + pos + k;
+				size_t total = WAL_ALIGN(WAL_FRAME + (size_t)keel_le32(rec));
+				if (rec[WAL_FRAME] == WAL_REC_ENTRY)
+					wal_idx_entry(w, keel_le64(rec + WAL_FRAME + 1 + 8), s, w->off + k, total);
+				k += total;
+			}
+			pthread_mutex_unlock(&w->lock);
 			w->off += chunk;
 			w->dirty = true;
 			pos += chunk;
-			struct wal_seg *s = &w->segs[w->n_segs - 1];
 			s->max_index = KEEL_MAX(s->max_index, max_index);
 		}
 		if (pos < len) {
@@ -823,7 +772,7 @@ int keel_wal_append(struct keel_wal *w, const struct keel_raft_entry *ents, size
 	}
 	if (hs)
 		total += WAL_HS_SIZE;
-	int r = wal_prepare(w, total);
+	int r = wal_prepare(w, total, n);
 	if (!r && n)
 		r = wal_reserve((void **)&w->runs, &w->cap_runs, w->n_runs + wal_count_runs(ents, n),
 				sizeof(*w->runs));
@@ -916,7 +865,7 @@ int keel_wal_snapshot(struct keel_wal *w, uint64_t index, uint64_t term, struct 
 	bool keep = index <= w->last_index && wal_term_at(w, index) == term;
 	uint64_t last = keep ? w->last_index : index;
 
-	int r = wal_prepare(w, WAL_SNAP_SIZE + WAL_HS_SIZE);
+	int r = wal_prepare(w, WAL_SNAP_SIZE + WAL_HS_SIZE, 0);
 	if (r) {
 		wal_trim_buf(w);
 		return keel_err_set(err, r, "wal: out of memory building a snapshot record");
@@ -959,6 +908,9 @@ int keel_wal_snapshot(struct keel_wal *w, uint64_t index, uint64_t term, struct 
 	w->snap_index = index;
 	w->snap_term = term;
 	w->last_index = last;
+	pthread_mutex_lock(&w->lock);
+	wal_idx_snapshot(w, index, last);
+	pthread_mutex_unlock(&w->lock);
 	for (size_t i = 0; i < w->n_segs; i++)
 		w->segs[i].max_index = KEEL_MIN(w->segs[i].max_index, last);
 	return wal_delete_covered(w, index, err);
@@ -1083,6 +1035,7 @@ int keel_wal_open(const char *dir, const struct keel_wal_options *opt, struct ke
 	w->dirfd = -1;
 	w->segment_size = WAL_ALIGN(segment_size);
 	w->keep_segments = opt ? opt->keep_segments : 0;
+	pthread_mutex_init(&w->lock, NULL);
 	keel_buf_init(&w->buf);
 	struct wal_replay rp = {0};
 	int r;
@@ -1161,6 +1114,8 @@ void keel_wal_close(struct keel_wal *w)
 	keel_buf_free(&w->buf);
 	keel_free(w->segs);
 	keel_free(w->runs);
+	wal_idx_free(w);
+	pthread_mutex_destroy(&w->lock);
 	keel_free(w->dir);
 	keel_free(w);
 }

@@ -6,8 +6,9 @@
  * A WAL is a directory of preallocated segment files `%016llx-%016llx.wal` (sequence number,
  * index of the first entry the segment was opened for). Records are appended, never rewritten:
  * an ENTRY whose index is at or below the last one replaces the log from that index on, which
- * is how Raft's log truncation (§3.5) is recorded. Nothing here is thread-safe; one struct
- * keel_wal per directory (open takes an exclusive lock on it). */
+ * is how Raft's log truncation (§3.5) is recorded. Nothing here is thread-safe but
+ * keel_wal_read, which may run beside one writing thread; one struct keel_wal per directory (open
+ * takes an exclusive lock on it). */
 #pragma once
 
 #include <stdbool.h>
@@ -94,6 +95,22 @@ int keel_wal_snapshot(struct keel_wal *w, uint64_t index, uint64_t term, struct 
  * carries the original error) and does nothing. The driver must stop acknowledging and restart;
  * reopening recovers a consistent prefix that holds everything a successful sync covered. */
 int keel_wal_sync(struct keel_wal *w, struct keel_err *err);
+
+/* Read back entries [lo, hi] as they were appended, or a prefix of them (at least one): a leader
+ * whose Raft core no longer holds them in memory needs them for a lagging follower. Entries after
+ * the first stop before their data would exceed max_bytes in total. On success *ret_ents is an
+ * array of *ret_n entries and *ret_data the one block holding all their data (NULL when all are
+ * empty); both come from keel_malloc and belong to the caller. The records are checked (CRC,
+ * index) as replay checks them.
+ *
+ * Safe to call from another thread while one thread appends, syncs and snapshots: the index is
+ * under a lock and the segment files are opened by the reader itself. Only entries written by an
+ * append that has returned may be asked for (a Raft driver asks for persisted ones).
+ * Errors: -ENOENT (lo is covered by a snapshot, or its segment was deleted meanwhile), -EINVAL
+ * (lo is beyond the last entry, hi < lo), -KEEL_ECORRUPT (the record is not what the index says:
+ * damaged since it was written), -ENOMEM, -errno from open/pread. */
+int keel_wal_read(struct keel_wal *w, uint64_t lo, uint64_t hi, size_t max_bytes,
+		  struct keel_raft_entry **ret_ents, size_t *ret_n, void **ret_data, struct keel_err *err);
 
 /* Closes the files and frees w; accepts NULL. Does not sync: unsynced appends may or may not
  * survive, as with a crash. */

@@ -62,7 +62,7 @@ def status(port):
 
 
 class Cluster:
-    def __init__(self, daemons, build_dir, tmp_path, snapshot_count=10000, snapshot_keep=5000):
+    def __init__(self, daemons, build_dir, tmp_path, snapshot_count=10000, snapshot_keep=5000, mem_entries=0):
         self.daemons = daemons
         self.raftd = str(build_dir / "tests" / "raftd" / "raftd")
         self.tmp = tmp_path
@@ -71,6 +71,7 @@ class Cluster:
         self.client_ports = {i + 1: ports[3 + i] for i in range(3)}
         self.snapshot_count = snapshot_count
         self.snapshot_keep = snapshot_keep
+        self.mem_entries = mem_entries
         self.runs = {}
         self.procs = {}
 
@@ -82,7 +83,8 @@ class Cluster:
                 "--peers", peers, "--listen-client", f"127.0.0.1:{self.client_ports[node_id]}",
                 "--tick-ms", str(TICK_MS), "--election-ticks", str(ELECTION_TICKS),
                 "--snapshot-count", str(self.snapshot_count),
-                "--snapshot-keep", str(self.snapshot_keep)]
+                "--snapshot-keep", str(self.snapshot_keep),
+                "--mem-entries", str(self.mem_entries)]
         self.procs[node_id] = self.daemons.start(
             f"raftd{node_id}-run{run}", argv, env=env,
             ready_tcp=("127.0.0.1", self.client_ports[node_id]))
@@ -247,6 +249,76 @@ def test_lagging_follower_catches_up_through_a_snapshot(daemons, build_dir, tmp_
         pytest.fail(f"follower {lagging} did not catch up: {status(cluster.client_ports[lagging])}")
     # It got there by snapshot: its own snapshot directory holds the leader's.
     assert list((tmp_path / f"n{lagging}" / "snap").glob("*.snap"))
+
+
+def test_lagging_follower_catches_up_from_the_leaders_wal(daemons, build_dir, tmp_path, raftd_built):
+    # The cores keep 20 entries in memory; no snapshot is taken. A follower that missed 600
+    # entries gets them read back from the leader's WAL; then the leader is killed and the
+    # remaining two (whose memory holds 20 entries too) serve the restarted one the same way.
+    cluster = Cluster(daemons, build_dir, tmp_path, snapshot_count=100000, mem_entries=20)
+    cluster.start_all()
+    leader, _ = cluster.leader()
+    lagging = next(i for i in (1, 2, 3) if i != leader)
+    cluster.procs[lagging].stop()
+    client = Client(cluster.client_ports[leader])
+    acked = {}
+    for n in range(600):
+        reply = client.call(f"PUT w{n}")
+        assert reply.startswith("OK "), reply
+        acked[int(reply.split()[1])] = f"w{n}"
+    client.close()
+    st = status(cluster.client_ports[leader])
+    assert int(st["mem_first"]) > int(st["commit"]) - 25, st  # the window holds
+    cluster.start(lagging)
+
+    def caught_up(i, commit):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            s = status(cluster.client_ports[i])
+            if s and int(s["applied"]) >= commit:
+                return
+            time.sleep(0.05)
+        pytest.fail(f"member {i} did not catch up to {commit}: {status(cluster.client_ports[i])}")
+
+    caught_up(lagging, int(st["commit"]))
+    st = status(cluster.client_ports[leader])
+    assert int(st["wal_read_entries"]) >= 500, st
+    assert st["snapshots_sent"] == "0", st
+    assert not list((tmp_path / f"n{lagging}" / "snap").glob("*.snap"))
+
+    cluster.procs[leader].stop()
+    new_leader, _ = cluster.leader(exclude=(leader,))
+    client = Client(cluster.client_ports[new_leader])
+    for n in range(100):
+        reply = client.call(f"PUT x{n}")
+        assert reply.startswith("OK "), reply
+        acked[int(reply.split()[1])] = f"x{n}"
+    client.close()
+    cluster.start(leader)
+    commit = int(status(cluster.client_ports[new_leader])["commit"])
+    caught_up(leader, commit)
+    assert int(status(cluster.client_ports[new_leader])["wal_read_entries"]) > 0
+    for i in (1, 2, 3):
+        c = Client(cluster.client_ports[i], timeout=5)
+        entries = c.dump()
+        c.close()
+        assert all(entries.get(k) == v for k, v in acked.items()), f"member {i}"
+
+    # A restart of all three: recovery applies the 700 committed entries from the WAL itself,
+    # and the cores come up holding only the newest 20 in memory.
+    for i in (1, 2, 3):
+        cluster.procs[i].stop()
+    for i in (1, 2, 3):
+        cluster.start(i)
+    cluster.leader()
+    for i in (1, 2, 3):
+        caught_up(i, commit)
+        st = status(cluster.client_ports[i])
+        assert int(st["mem_first"]) > commit - 25, st
+        c = Client(cluster.client_ports[i], timeout=5)
+        entries = c.dump()
+        c.close()
+        assert all(entries.get(k) == v for k, v in acked.items()), f"member {i} after restart"
 
 
 def test_bad_client_input_gets_errors_and_the_daemon_lives(daemons, build_dir, tmp_path, raftd_built):

@@ -36,6 +36,7 @@ struct cfg {
 	uint64_t election_ticks;
 	uint64_t snapshot_count;
 	uint64_t snapshot_keep;
+	uint64_t mem_entries;
 	char *log_level;
 	bool join;
 };
@@ -61,6 +62,9 @@ static const struct keel_opt opts[] = {
 	 .def = "10000", .min = 1, .max = 100000000, .help = "Applied entries between snapshots."},
 	{.name = "snapshot-keep", .type = KEEL_OPT_UINT, .offset = offsetof(struct cfg, snapshot_keep),
 	 .def = "5000", .min = 1, .max = 100000000, .help = "Entries kept behind a snapshot for slow followers."},
+	{.name = "mem-entries", .type = KEEL_OPT_UINT, .offset = offsetof(struct cfg, mem_entries),
+	 .def = "0", .max = 100000000,
+	 .help = "Log entries the core keeps in memory (0: its default); older ones are read back from the WAL."},
 	{.name = "join", .type = KEEL_OPT_BOOL, .offset = offsetof(struct cfg, join),
 	 .help = "Join an existing cluster instead of bootstrapping one."},
 	{.name = "log-level", .type = KEEL_OPT_STRING, .offset = offsetof(struct cfg, log_level),
@@ -396,10 +400,11 @@ static void handle_line(struct conn *c, char *line)
 		keel_node_get_stats(node, &st);
 		answer(c, abs,
 		       "OK id=%" PRIu64 " role=%s term=%" PRIu64 " leader=%" PRIu64 " commit=%" PRIu64
-		       " applied=%" PRIu64 " syncs=%" PRIu64 " synced=%" PRIu64 "\n",
+		       " applied=%" PRIu64 " syncs=%" PRIu64 " synced=%" PRIu64 " mem_first=%" PRIu64
+		       " wal_read_entries=%" PRIu64 " snapshots_sent=%" PRIu64 "\n",
 		       keel_node_id(node), keel_raft_role_name(keel_raft_role(r)), keel_raft_term(r),
 		       keel_raft_leader(r), keel_raft_commit_index(r), keel_raft_applied_index(r), st.syncs,
-		       st.entries_synced);
+		       st.entries_synced, keel_raft_mem_first_index(r), st.wal_read_entries, st.snapshots_sent);
 		return;
 	}
 	struct req *q = keel_calloc(1, sizeof(*q));
@@ -580,7 +585,8 @@ int main(int argc, char **argv)
 		.id = cfg.id, .cluster_id = cfg.cluster_id, .data_dir = cfg.data_dir, .peers = peers,
 		.n_peers = np, .join = cfg.join, .listen_host = self_host, .listen_port = self_port,
 		.tick_ms = (unsigned)cfg.tick_ms, .election_ticks = (unsigned)cfg.election_ticks,
-		.snapshot_count = cfg.snapshot_count, .snapshot_keep = cfg.snapshot_keep, .sm = &sm_ops,
+		.snapshot_count = cfg.snapshot_count, .snapshot_keep = cfg.snapshot_keep,
+		.mem_entries = (size_t)cfg.mem_entries, .sm = &sm_ops,
 	};
 	r = keel_node_start(loop, &nc, &node, &err);
 	if (r < 0) {

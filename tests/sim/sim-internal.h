@@ -24,7 +24,8 @@ struct disk {
 	bool has_hs;
 	struct keel_raft_snapshot_meta snap;
 	struct blob *snap_data; /* serialized struct sm values at snap.index */
-	struct keel_raft_entry *ents; /* entries after snap.index, consecutive */
+	struct keel_raft_entry *ents; /* consecutive; from at most disk_slack entries before
+				       * snap.index + 1 on (a log after the snapshot) */
 	size_t n, cap;
 	bool fail_next; /* the next persistence fails (disk fault) */
 };
@@ -35,6 +36,7 @@ struct pending_read {
 };
 
 struct node {
+	struct sim *sim;
 	keel_raft_id id;
 	bool exists, up;
 	struct keel_raft *raft;
@@ -112,7 +114,7 @@ struct sim {
 
 	/* statistics */
 	uint64_t events, msgs_sent, msgs_dropped, elections, crashes, snapshots_sent, conf_changes,
-		transfers, puts_ok, gets_ok, ops_failed, ops_unknown;
+		transfers, puts_ok, gets_ok, ops_failed, ops_unknown, disk_reads, disk_read_misses;
 };
 
 bool sim_fail(struct sim *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

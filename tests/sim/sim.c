@@ -6,6 +6,7 @@
 
 #include "base/crc32c.h"
 #include "base/macro.h"
+#include "base/mem.h"
 #include "sim-internal.h"
 
 #define TICK_MS 10
@@ -210,14 +211,87 @@ static struct node *node_of(struct sim *s, keel_raft_id id)
 	return &s->nodes[id];
 }
 
-static void raft_config(struct sim *s, keel_raft_id id, struct keel_raft_config *cfg)
+static uint64_t disk_first(const struct disk *d)
 {
-	keel_raft_config_default(cfg, id);
+	return d->n ? d->ents[0].index : d->snap.index + 1;
+}
+
+static uint64_t disk_last(const struct disk *d)
+{
+	return d->n ? d->ents[d->n - 1].index : d->snap.index;
+}
+
+/* The core reads back entries it no longer holds in memory: what keel_node does with the WAL.
+ * Only persisted entries may be asked for, and they must be the ones the core knows. */
+static int disk_read(void *ud, uint64_t lo, uint64_t hi, size_t max_bytes, struct keel_raft_entry **ret_ents,
+		     size_t *ret_n, void **ret_data)
+{
+	struct node *n = ud;
+	struct sim *s = n->sim;
+	struct disk *d = &n->disk;
+	if (hi < lo || lo > disk_last(d)) {
+		sim_fail(s, "node %llu reads entries %llu..%llu back, but its disk holds entries only up to %llu",
+			 (unsigned long long)n->id, (unsigned long long)lo, (unsigned long long)hi,
+			 (unsigned long long)disk_last(d));
+		return -EIO;
+	}
+	if (lo < disk_first(d)) {
+		s->disk_read_misses++;
+		return -ENOENT;
+	}
+	if (chance(s, s->o.read_fail))
+		return -EIO;
+	hi = KEEL_MIN(hi, disk_last(d));
+	if (chance(s, 0.2))
+		hi = lo + sim_rand(s) % (hi - lo + 1); /* a short read: the core must take a prefix */
+	const struct keel_raft_entry *src = &d->ents[lo - disk_first(d)];
+	size_t cnt = 0, bytes = 0;
+	while (lo + cnt <= hi && (cnt == 0 || bytes + src[cnt].len <= max_bytes))
+		bytes += src[cnt++].len;
+	for (size_t k = 0; k < cnt; k++) {
+		uint64_t t;
+		if (!keel_raft_term_at(n->raft, src[k].index, &t) || t != src[k].term) {
+			sim_fail(s, "node %llu reads entry %llu (term %llu) back, but its log has term %llu there",
+				 (unsigned long long)n->id, (unsigned long long)src[k].index,
+				 (unsigned long long)src[k].term, (unsigned long long)t);
+			return -EIO;
+		}
+	}
+	struct keel_raft_entry *ents = keel_malloc(cnt * sizeof(*ents));
+	uint8_t *data = bytes ? keel_malloc(bytes) : NULL;
+	if (!ents || (bytes && !data))
+		abort();
+	size_t pos = 0;
+	for (size_t k = 0; k < cnt; k++) {
+		ents[k] = src[k];
+		ents[k].data = NULL;
+		if (src[k].len) {
+			ents[k].data = data + pos;
+			memcpy(data + pos, src[k].data, src[k].len);
+			pos += src[k].len;
+		}
+	}
+	s->disk_reads += cnt;
+	*ret_ents = ents;
+	*ret_n = cnt;
+	*ret_data = data;
+	return 0;
+}
+
+static void raft_config(struct sim *s, struct node *n, struct keel_raft_config *cfg)
+{
+	keel_raft_config_default(cfg, n->id);
 	cfg->pre_vote = s->o.pre_vote;
 	cfg->check_quorum = s->o.check_quorum;
 	cfg->max_inflight = s->o.max_inflight ? s->o.max_inflight : 8;
 	cfg->max_msg_bytes = 4096;
-	cfg->seed = s->o.seed * 1000003 + id + s->events;
+	cfg->seed = s->o.seed * 1000003 + n->id + s->events;
+	if (s->o.read_back) {
+		cfg->read_entries = disk_read;
+		cfg->read_ud = n;
+		cfg->mem_entries = s->o.mem_entries;
+		cfg->mem_bytes = s->o.mem_bytes;
+	}
 }
 
 static void complete_op(struct sim *s, int idx, enum sim_op_status st)
@@ -406,6 +480,7 @@ static void io_done(struct sim *s, struct node *n)
 		return;
 	}
 	persist(s, n, rd, SIZE_MAX);
+	uint64_t last_before = keel_raft_last_index(n->raft);
 	if (rd->snapshot) {
 		sm_load(s, &n->sm, n->incoming_snap, rd->snapshot->index);
 		sim_record_apply(s, n, NULL);
@@ -432,6 +507,18 @@ static void io_done(struct sim *s, struct node *n)
 			send_msg(s, n, &rd->msgs[i]);
 	keel_raft_advance(n->raft, rd);
 	n->io_busy = false;
+	if (s->o.read_back && last_before == keel_raft_last_index(n->raft)) {
+		/* The window: after advance, no more than mem_entries applied entries stay in
+		 * memory (applied ones are persisted too, and nothing was appended meanwhile). */
+		uint64_t applied = keel_raft_applied_index(n->raft);
+		uint64_t mem_first = keel_raft_mem_first_index(n->raft);
+		if (applied >= mem_first && applied - mem_first + 1 > s->o.mem_entries)
+			sim_fail(s, "node %llu holds entries %llu..%llu in memory although %llu are applied "
+				    "and the window is %u",
+				 (unsigned long long)n->id, (unsigned long long)mem_first,
+				 (unsigned long long)keel_raft_last_index(n->raft), (unsigned long long)applied,
+				 s->o.mem_entries);
+	}
 
 	/* Snapshot policy: the driver snapshots its state machine every so many entries. */
 	if (s->o.snapshot_every && n->sm.applied >= n->disk.snap.index + s->o.snapshot_every) {
@@ -440,7 +527,14 @@ static void io_done(struct sim *s, struct node *n)
 			blob_unref(n->disk.snap_data);
 			n->disk.snap_data = sm_serialize(s, &n->sm);
 			n->disk.snap = *m;
-			disk_drop_through(&n->disk, m->index);
+			/* Like WAL segments, the log before the snapshot goes in pieces. */
+			unsigned slack = rand_between(s, 0, s->o.disk_slack);
+			if (m->index > slack)
+				disk_drop_through(&n->disk, m->index - slack);
+		} else if (keel_raft_applied_index(n->raft) == n->sm.applied &&
+			   n->sm.applied > n->disk.snap.index) {
+			sim_fail(s, "node %llu cannot compact at its applied index %llu",
+				 (unsigned long long)n->id, (unsigned long long)n->sm.applied);
 		}
 	}
 }
@@ -493,17 +587,33 @@ static void crash_node(struct sim *s, struct node *n, bool io_partial)
 static int start_node(struct sim *s, struct node *n, const struct keel_raft_conf *initial)
 {
 	struct keel_raft_config cfg;
-	raft_config(s, n->id, &cfg);
+	n->sim = s;
+	raft_config(s, n, &cfg);
 	struct keel_err err;
 	if (keel_raft_new(&cfg, initial, &n->raft, &err) < 0)
 		return sim_fail(s, "node %llu: %s", (unsigned long long)n->id, err.msg), -1;
 	sm_reset(s, &n->sm);
 	if (!initial) {
 		const struct keel_raft_snapshot_meta *snap = n->disk.snap.index ? &n->disk.snap : NULL;
-		if (keel_raft_restore(n->raft, snap, n->disk.ents, n->disk.n, n->disk.has_hs ? &n->disk.hs : NULL,
-				      n->disk.snap.index, &err) < 0)
-			return sim_fail(s, "node %llu restore: %s", (unsigned long long)n->id, err.msg), -1;
+		size_t skip = 0; /* entries the snapshot covers, as keel_node skips them */
+		while (skip < n->disk.n && n->disk.ents[skip].index <= n->disk.snap.index)
+			skip++;
 		sm_load(s, &n->sm, n->disk.snap_data, n->disk.snap.index);
+		if (s->o.apply_on_restart && n->disk.has_hs) {
+			/* As keel_node does: the committed entries found on disk go to the state
+			 * machine directly, and the core is told they are applied (so it need not
+			 * hold them in memory). */
+			for (size_t i = skip; i < n->disk.n && n->disk.ents[i].index <= n->disk.hs.commit; i++)
+				apply_entry(s, n, &n->disk.ents[i]);
+		}
+		if (keel_raft_restore(n->raft, snap, n->disk.ents + skip, n->disk.n - skip,
+				      n->disk.has_hs ? &n->disk.hs : NULL, n->sm.applied, &err) < 0)
+			return sim_fail(s, "node %llu restore: %s", (unsigned long long)n->id, err.msg), -1;
+		if (keel_raft_applied_index(n->raft) != n->sm.applied)
+			return sim_fail(s, "node %llu restored with applied %llu, its state machine holds %llu",
+					(unsigned long long)n->id,
+					(unsigned long long)keel_raft_applied_index(n->raft),
+					(unsigned long long)n->sm.applied), -1;
 	}
 	n->up = true;
 	n->io_busy = false;
@@ -921,6 +1031,11 @@ void sim_fail_disk(struct sim *s, keel_raft_id id)
 		n->disk.fail_next = true;
 }
 
+uint64_t sim_disk_reads(const struct sim *s)
+{
+	return s->disk_reads;
+}
+
 void sim_opts_default(struct sim_opts *o, uint64_t seed, unsigned nodes)
 {
 	*o = (struct sim_opts){
@@ -937,6 +1052,15 @@ void sim_opts_default(struct sim_opts *o, uint64_t seed, unsigned nodes)
 	o->pre_vote = seed % 3 != 0;
 	o->check_quorum = seed % 4 != 0;
 	o->max_inflight = seed % 5 == 0 ? 1 : 8;
+	/* Most runs keep only a few entries in memory and read the rest back from the disk, with
+	 * a window of 0 to 9 entries, sometimes a byte limit of one to three entries, a disk that
+	 * keeps up to 12 entries before its snapshot, and reads that sometimes fail. */
+	o->read_back = seed % 7 != 0;
+	o->mem_entries = (unsigned)(seed / 7 % 10);
+	o->mem_bytes = seed % 4 == 1 ? OP_DATA_LEN * (1 + (unsigned)(seed / 4 % 3)) : 1u << 20;
+	o->disk_slack = seed % 3 == 2 ? 0 : (unsigned)(seed / 3 % 13);
+	o->read_fail = seed % 2 ? 0.02 : 0;
+	o->apply_on_restart = seed / 2 % 2 == 1;
 }
 
 int sim_new(const struct sim_opts *o, struct sim **ret)
@@ -1094,11 +1218,13 @@ void sim_stats(const struct sim *s, char *out, size_t size)
 {
 	snprintf(out, size,
 		 "events=%llu msgs=%llu dropped=%llu elections=%llu crashes=%llu snapshots=%llu "
-		 "conf=%llu transfers=%llu puts_ok=%llu gets_ok=%llu failed=%llu unknown=%llu",
+		 "conf=%llu transfers=%llu puts_ok=%llu gets_ok=%llu failed=%llu unknown=%llu "
+		 "disk_reads=%llu disk_read_misses=%llu",
 		 (unsigned long long)s->events, (unsigned long long)s->msgs_sent,
 		 (unsigned long long)s->msgs_dropped, (unsigned long long)s->elections,
 		 (unsigned long long)s->crashes, (unsigned long long)s->snapshots_sent,
 		 (unsigned long long)s->conf_changes, (unsigned long long)s->transfers,
 		 (unsigned long long)s->puts_ok, (unsigned long long)s->gets_ok,
-		 (unsigned long long)s->ops_failed, (unsigned long long)s->ops_unknown);
+		 (unsigned long long)s->ops_failed, (unsigned long long)s->ops_unknown,
+		 (unsigned long long)s->disk_reads, (unsigned long long)s->disk_read_misses);
 }

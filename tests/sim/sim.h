@@ -30,6 +30,15 @@ struct sim_opts {
 	unsigned clients, keys;
 	unsigned snapshot_every; /* entries applied between snapshots (0 = never) */
 	unsigned snapshot_keep;  /* entries kept in the log behind a snapshot */
+	/* the core's in-memory window: with read_back, entries leave memory as in keel_node and
+	 * come back from the disk for lagging followers */
+	bool read_back;
+	unsigned mem_entries, mem_bytes;
+	unsigned disk_slack;     /* the disk keeps up to this many entries before its snapshot, as
+				  * WAL segments do (deleted whole, never entry by entry) */
+	double read_fail;        /* probability that a read from the disk fails (-EIO) */
+	bool apply_on_restart;   /* a restarted node applies the committed entries on its disk
+				  * before the core starts (keel_node's recovery) */
 	/* raft */
 	bool pre_vote, check_quorum;
 	unsigned max_inflight;
@@ -80,6 +89,8 @@ void sim_heal_all(struct sim *s);
 void sim_quiet(struct sim *s);
 /* Make the disk of a node fail its next persistence (it crashes, keeping a prefix of the write). */
 void sim_fail_disk(struct sim *s, keel_raft_id id);
+/* Entries read back from a node's disk for the core, over the run. */
+uint64_t sim_disk_reads(const struct sim *s);
 
 /* Add an empty node (joins through the leader's conf change); returns 0 or -1. */
 int sim_add_node(struct sim *s, keel_raft_id id);

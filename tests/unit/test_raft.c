@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/fault.h"
+#include "base/mem.h"
 #include "raft/raft.h"
 
 static struct keel_raft_config cfg_for(keel_raft_id id, bool pre_vote, bool check_quorum)
@@ -52,12 +53,18 @@ struct out {
 	bool hs_changed;
 };
 
+struct tstore;
+static struct tstore *persist_to; /* the window test's storage, when it runs */
+static void tstore_persist(struct tstore *t, const struct keel_raft_ready *rd);
+
 /* Take a ready, "persist" it, keep its messages (without entries) and advance. */
 static void drain(struct keel_raft *r, struct out *o)
 {
 	memset(o, 0, sizeof(*o));
 	struct keel_raft_ready rd;
 	while (keel_raft_ready(r, &rd)) {
+		if (persist_to)
+			tstore_persist(persist_to, &rd);
 		for (size_t i = 0; i < rd.n_msgs && o->n_msgs < 64; i++) {
 			o->msgs[o->n_msgs] = rd.msgs[i];
 			o->msgs[o->n_msgs].entries = NULL; /* owned by the core */
@@ -609,16 +616,226 @@ static void raft_steps_between_ready_and_advance_batch_into_next_ready(void **st
 	keel_raft_free(r);
 }
 
+/* A driver's storage for the window tests: what the node persisted, by index. */
+struct tstore {
+	struct keel_raft_entry ents[128];
+	char data[128][32];
+	uint64_t last;
+	int fail; /* 0, or the error reads return */
+	bool wrong_term;
+	unsigned reads;
+	/* the last APPEND seen going to peer 3 */
+	bool append_to_3;
+	uint64_t a3_prev, a3_first, a3_n;
+	char a3_data[32];
+};
+
+static int tstore_read(void *ud, uint64_t lo, uint64_t hi, size_t max_bytes, struct keel_raft_entry **ret,
+		       size_t *ret_n, void **ret_data)
+{
+	(void)max_bytes;
+	struct tstore *t = ud;
+	t->reads++;
+	if (t->fail)
+		return t->fail;
+	assert_true(lo >= 1 && lo <= hi && hi <= t->last);
+	size_t n = (size_t)(hi - lo + 1);
+	struct keel_raft_entry *e = keel_malloc(n * sizeof(*e));
+	char *data = keel_malloc(n * 32);
+	assert_non_null(e);
+	assert_non_null(data);
+	for (size_t k = 0; k < n; k++) {
+		e[k] = t->ents[lo + k];
+		memcpy(data + 32 * k, t->data[lo + k], 32);
+		e[k].data = e[k].len ? data + 32 * k : NULL;
+	}
+	if (t->wrong_term)
+		e[n - 1].term++;
+	*ret = e;
+	*ret_n = n;
+	*ret_data = data;
+	return 0;
+}
+
+static void tstore_persist(struct tstore *t, const struct keel_raft_ready *rd)
+{
+	for (size_t i = 0; i < rd->n_entries; i++) {
+		const struct keel_raft_entry *e = &rd->entries[i];
+		assert_true(e->index < 128 && e->len <= 32);
+		t->ents[e->index] = *e;
+		if (e->len)
+			memcpy(t->data[e->index], e->data, e->len);
+		t->last = e->index;
+	}
+}
+
+/* drain(), persisting entries into t and noting what goes to peer 3. */
+static void drain_store(struct keel_raft *r, struct tstore *t)
+{
+	struct keel_raft_ready rd;
+	t->append_to_3 = false;
+	while (keel_raft_ready(r, &rd)) {
+		tstore_persist(t, &rd);
+		for (size_t i = 0; i < rd.n_msgs; i++) {
+			const struct keel_raft_msg *m = &rd.msgs[i];
+			if (m->to != 3 || m->type != KEEL_RAFT_MSG_APPEND)
+				continue;
+			t->append_to_3 = true;
+			t->a3_prev = m->index;
+			t->a3_n = m->n_entries;
+			t->a3_first = m->n_entries ? m->entries[0].index : 0;
+			if (m->n_entries && m->entries[0].len)
+				memcpy(t->a3_data, m->entries[0].data, m->entries[0].len);
+		}
+		keel_raft_advance(r, &rd);
+	}
+}
+
+/* With a storage, applied and persisted entries leave memory beyond the window; a follower that
+ * needs them gets them read back, checked against the terms the core kept. A read that fails is
+ * tried again when the follower next answers; a storage that compacted them means a snapshot;
+ * entries that do not fit the log are never sent. */
+static void raft_window_reads_back_evicted_entries(void **state)
+{
+	struct tstore *t = calloc(1, sizeof(*t));
+	persist_to = t;
+	struct keel_raft_config c = cfg_for(1, false, false);
+	c.read_entries = tstore_read;
+	c.read_ud = t;
+	c.mem_entries = 4;
+	struct keel_raft_conf conf = voters(3);
+	struct keel_raft *r;
+	struct keel_err err;
+	assert_int_equal(keel_raft_new(&c, &conf, &r, &err), 0);
+	drain_store(r, t);
+	make_leader(r, 3); /* the no-op at 4 */
+	drain_store(r, t);
+	for (int i = 0; i < 20; i++) {
+		char v[8] = "v";
+		v[1] = (char)('a' + i);
+		assert_int_equal(keel_raft_propose(r, v, 2, NULL), 0);
+	}
+	drain_store(r, t);
+	uint64_t last = keel_raft_last_index(r);
+	assert_int_equal(last, 24);
+	/* Node 2 holds everything: committed, applied, and all but the last 4 leave memory. */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 2,
+					  .term = keel_raft_term(r), .index = last});
+	drain_store(r, t);
+	assert_int_equal(keel_raft_applied_index(r), last);
+	assert_int_equal(keel_raft_mem_first_index(r), last - 3);
+	assert_null(keel_raft_entry_at(r, 10));
+	uint64_t term;
+	assert_true(keel_raft_term_at(r, 3, &term));
+	assert_int_equal(term, 1);
+	assert_true(keel_raft_term_at(r, 10, &term));
+	assert_int_equal(term, keel_raft_term(r));
+	assert_int_equal(keel_raft_first_index(r), 1); /* still in the log, just not in memory */
+
+	/* Node 3 holds only the bootstrap entries (the leader's first probe was lost). When it
+	 * answers a heartbeat, the leader probes again from 4, which it must read back. A read
+	 * that fails sends nothing and pauses the peer (no busy loop) until its next answer. */
+	uint64_t lt = keel_raft_term(r);
+	struct keel_raft_msg hb_resp = {.type = KEEL_RAFT_MSG_HEARTBEAT_RESP, .from = 3, .term = lt};
+	t->fail = -EIO;
+	step_ok(r, hb_resp);
+	drain_store(r, t);
+	assert_false(t->append_to_3);
+	assert_int_equal(t->reads, 1);
+	assert_false(keel_raft_has_ready(r));
+
+	/* A storage returning entries that do not match the log's terms is not believed. */
+	t->fail = 0;
+	t->wrong_term = true;
+	step_ok(r, hb_resp);
+	drain_store(r, t);
+	assert_false(t->append_to_3);
+	assert_int_equal(t->reads, 2);
+	t->wrong_term = false;
+
+	/* The storage no longer has them and there is no snapshot yet: wait. */
+	t->fail = -ENOENT;
+	step_ok(r, hb_resp);
+	drain_store(r, t);
+	assert_false(t->append_to_3);
+	assert_int_equal(t->reads, 3);
+
+	/* With a snapshot (at 22, the whole log kept behind it), the follower gets that instead. */
+	assert_int_equal(keel_raft_compact(r, 22, 100), 0);
+	assert_int_equal(keel_raft_first_index(r), 1);
+	step_ok(r, hb_resp);
+	struct out o;
+	drain(r, &o);
+	const struct keel_raft_msg *snap = find_msg(&o, KEEL_RAFT_MSG_SNAPSHOT, 3);
+	assert_non_null(snap);
+	assert_int_equal(snap->snapshot.index, 22);
+	keel_raft_report_snapshot(r, 3, false); /* the transfer failed */
+
+	/* The storage has them again. After the failed transfer the leader starts over from
+	 * what the follower is known to hold (nothing): 1..20 are read back, 21..24 are in
+	 * memory. */
+	t->fail = 0;
+	step_ok(r, hb_resp);
+	drain_store(r, t);
+	assert_true(t->append_to_3);
+	assert_int_equal(t->a3_prev, 0);
+	assert_int_equal(t->a3_first, 1);
+	assert_int_equal(t->a3_n, 20);
+	assert_int_equal(t->reads, 5); /* the one that found them compacted counted too */
+
+	/* It takes them; the next batch comes from memory. */
+	step_ok(r, (struct keel_raft_msg){.type = KEEL_RAFT_MSG_APPEND_RESP, .from = 3, .term = lt, .index = 20});
+	drain_store(r, t);
+	assert_true(t->append_to_3);
+	assert_int_equal(t->a3_first, 21);
+	assert_int_equal(t->a3_n, 4);
+	assert_int_equal(memcmp(t->a3_data, "vq", 2), 0); /* entry 21 is the 17th proposal */
+	assert_int_equal(t->reads, 5);
+
+	/* Compaction, below the window (only terms go) and into it, keeps the terms and the
+	 * configuration right: snapshots still name the three voters. */
+	assert_int_equal(keel_raft_compact(r, 23, 10), 0);
+	assert_int_equal(keel_raft_first_index(r), 14);
+	assert_true(keel_raft_term_at(r, 14, &term));
+	assert_int_equal(term, lt);
+	assert_true(keel_raft_term_at(r, 13, &term)); /* the entry before the log */
+	assert_int_equal(term, lt);
+	assert_false(keel_raft_term_at(r, 12, &term));
+	assert_int_equal(keel_raft_mem_first_index(r), 21);
+	struct keel_raft_snapshot_meta meta;
+	assert_int_equal(keel_raft_snapshot_meta_at(r, 23, &meta), 0);
+	assert_int_equal(meta.conf.n_voters, 3);
+	assert_int_equal(keel_raft_snapshot_meta_at(r, 15, &meta), -EINVAL); /* before memory */
+	assert_int_equal(keel_raft_compact(r, 24, 2), 0);
+	assert_int_equal(keel_raft_first_index(r), 23);
+	assert_int_equal(keel_raft_mem_first_index(r), 23);
+	assert_int_equal(keel_raft_snapshot_meta_at(r, 24, &meta), 0);
+	assert_int_equal(meta.conf.n_voters, 3);
+	assert_int_equal(meta.term, lt);
+	keel_raft_free(r);
+	persist_to = NULL;
+	free(t);
+}
+
 /* Out of memory anywhere must surface as an error or a dropped message, never a crash or a
  * broken invariant (ASan/valgrind see leaks). */
 static void raft_allocation_failures_are_survived(void **state)
 {
-	for (unsigned skip = 0; skip < 40; skip++) {
+	struct tstore *t = calloc(1, sizeof(*t));
+	for (unsigned skip = 0; skip < 80; skip++) {
 		struct keel_raft_config c = cfg_for(1, true, true);
+		if (skip >= 40) {
+			/* again with a window of 2 entries in memory (eviction allocates runs) */
+			memset(t, 0, sizeof(*t));
+			persist_to = t;
+			c.read_entries = tstore_read;
+			c.read_ud = t;
+			c.mem_entries = 2;
+		}
 		struct keel_raft_conf conf = voters(1);
 		struct keel_raft *r = NULL;
 		struct keel_err err;
-		keel_fault_arm(KEEL_FAULT_ALLOC, skip, 1, ENOMEM);
+		keel_fault_arm(KEEL_FAULT_ALLOC, skip % 40, 1, ENOMEM);
 		int rc = keel_raft_new(&c, &conf, &r, &err);
 		if (rc == 0) {
 			struct out o;
@@ -628,12 +845,16 @@ static void raft_allocation_failures_are_survived(void **state)
 				drain(r, &o);
 			}
 			assert_true(keel_raft_commit_index(r) <= keel_raft_last_index(r));
+			if (skip >= 40) /* the window holds again once memory is back */
+				assert_true(keel_raft_mem_first_index(r) + 2 >= keel_raft_applied_index(r));
 			keel_raft_free(r);
 		} else {
 			assert_int_equal(rc, -ENOMEM);
 		}
 		keel_fault_reset();
 	}
+	persist_to = NULL;
+	free(t);
 }
 
 int main(void)
@@ -653,6 +874,7 @@ int main(void)
 		cmocka_unit_test(raft_conf_change_codec_and_rules),
 		cmocka_unit_test(raft_steps_between_ready_and_advance_batch_into_next_ready),
 		cmocka_unit_test(raft_allocation_failures_are_survived),
+		cmocka_unit_test(raft_window_reads_back_evicted_entries),
 	};
 	return cmocka_run_group_tests_name("raft/core", tests, NULL, NULL);
 }

@@ -312,6 +312,108 @@ static void sim_leadership_transfer(void **state)
 	sim_free(s);
 }
 
+static bool all_caught_up(struct sim *s, void *arg)
+{
+	(void)arg;
+	for (keel_raft_id id = 1; id <= 3; id++)
+		if (!caught_up(s, &id))
+			return false;
+	return true;
+}
+
+static bool read_back_some(struct sim *s, void *arg)
+{
+	(void)arg;
+	return sim_disk_reads(s) > 0;
+}
+
+static struct sim *window_cluster(uint64_t seed, unsigned snapshot_every, unsigned slack)
+{
+	struct sim_opts o;
+	sim_opts_default(&o, seed, 3);
+	o.pre_vote = o.check_quorum = true;
+	o.loss = o.dup = 0;
+	o.crash_every_ms = o.partition_every_ms = o.member_every_ms = o.transfer_every_ms =
+		o.disk_fault_every_ms = 0;
+	o.clients = 0;
+	o.max_inflight = 8;
+	o.read_back = true;
+	o.mem_entries = 3;
+	o.mem_bytes = 1 << 20;
+	o.read_fail = 0;
+	o.snapshot_every = snapshot_every;
+	o.snapshot_keep = 5;
+	o.disk_slack = slack;
+	struct sim *s;
+	assert_int_equal(sim_new(&o, &s), 0);
+	sim_quiet(s);
+	return s;
+}
+
+/* A follower that was down while the log grew far past the leaders' in-memory window catches up
+ * from entries read back from the leader's disk, with no snapshot (none was taken); the leader
+ * crashes halfway, and the next one, whose memory holds only a few entries too, finishes the
+ * job from its own disk. Every node's memory holds at most the window of applied entries. */
+static void sim_lagging_follower_catches_up_from_disk(void **state)
+{
+	struct sim *s = window_cluster(99, 0, 0);
+	keel_raft_id l = elect(s);
+	keel_raft_id f = other_than(s, l, 0);
+	sim_crash(s, f);
+	/* 400 entries of 32 bytes: more than one append message (4 KiB) carries. */
+	for (unsigned i = 0; i < 400; i++)
+		assert_int_equal(wait_op(s, sim_put(s, l, i % 4, 900 + i), 3000), SIM_OP_OK);
+	assert_true(keel_raft_mem_first_index(sim_raft(s, l)) > 390);
+	assert_int_equal(sim_disk_reads(s), 0);
+	sim_restart(s, f);
+	assert_int_equal(sim_run_while_not(s, read_back_some, NULL, 1000), 0);
+	sim_crash(s, l);
+	uint64_t reads = sim_disk_reads(s);
+	assert_true(reads < 300); /* a part of it so far */
+	struct leader_other_than lo = {l};
+	assert_int_equal(sim_run_while_not(s, new_leader, &lo, 5000), 0);
+	keel_raft_id nl = sim_leader(s);
+	sim_restart(s, l);
+	assert_int_equal(sim_run_while_not(s, all_caught_up, NULL, 5000), 0);
+	check_ok(s);
+	assert_true(sim_disk_reads(s) > reads); /* the new leader read the rest back */
+	char stats[512];
+	sim_stats(s, stats, sizeof(stats));
+	assert_non_null(strstr(stats, "snapshots=0 "));
+	for (keel_raft_id id = 1; id <= 3; id++)
+		assert_true(keel_raft_mem_first_index(sim_raft(s, id)) > 390);
+	int r = sim_get(s, f, 3);
+	assert_int_equal(wait_op(s, r, 3000), SIM_OP_OK);
+	assert_int_equal(sim_op_value(s, r), 1299);
+	assert_int_equal(wait_op(s, sim_put(s, nl, 0, 1), 3000), SIM_OP_OK);
+	assert_int_equal(sim_check_history(s), 0);
+	sim_free(s);
+}
+
+/* The same with snapshots every 10 entries and a disk that deletes the log right at each
+ * snapshot: what the follower needs is gone from the disk although the core's log (5 entries
+ * kept behind a snapshot) still has it, so it gets a snapshot, then the rest. */
+static void sim_lagging_follower_needs_snapshot_when_disk_compacted(void **state)
+{
+	struct sim *s = window_cluster(111, 10, 0);
+	keel_raft_id l = elect(s);
+	keel_raft_id f = other_than(s, l, 0);
+	sim_crash(s, f);
+	for (unsigned i = 0; i < 40; i++)
+		assert_int_equal(wait_op(s, sim_put(s, l, i % 4, 300 + i), 3000), SIM_OP_OK);
+	sim_restart(s, f);
+	assert_int_equal(sim_run_while_not(s, all_caught_up, NULL, 5000), 0);
+	check_ok(s);
+	char stats[512];
+	sim_stats(s, stats, sizeof(stats));
+	assert_null(strstr(stats, "snapshots=0 "));
+	int r = sim_get(s, f, 3);
+	assert_int_equal(wait_op(s, r, 3000), SIM_OP_OK);
+	assert_int_equal(sim_op_value(s, r), 339);
+	assert_int_equal(sim_check_history(s), 0);
+	sim_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +425,8 @@ int main(void)
 		cmocka_unit_test(sim_torn_write_on_crash),
 		cmocka_unit_test(sim_disk_failure_stops_node_without_loss),
 		cmocka_unit_test(sim_leadership_transfer),
+		cmocka_unit_test(sim_lagging_follower_catches_up_from_disk),
+		cmocka_unit_test(sim_lagging_follower_needs_snapshot_when_disk_compacted),
 	};
 	return cmocka_run_group_tests_name("raft/scenarios", tests, NULL, NULL);
 }

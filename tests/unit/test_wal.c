@@ -19,199 +19,7 @@
 #include "base/fault.h"
 #include "base/mem.h"
 #include "raftio/wal.h"
-
-#define SMALL_SEGMENT ((size_t)64 << 10)
-
-struct fixture {
-	char root[64];
-	char dir[96]; /* root/wal: the WAL creates it */
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->root, sizeof(f->root), "/tmp/keel-test-wal-XXXXXX");
-	if (!mkdtemp(f->root)) {
-		free(f);
-		return -1;
-	}
-	snprintf(f->dir, sizeof(f->dir), "%s/wal", f->root);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	keel_fault_reset();
-	test_remove_tree(f->root);
-	free(f);
-	return 0;
-}
-
-/* ---- helpers ------------------------------------------------------------------------------ */
-
-/* Entry data is a function of (index, term), so any entry can be checked byte for byte. */
-static uint32_t data_len(uint64_t index, uint64_t term)
-{
-	return (uint32_t)((index * 37 + term * 11) % 300);
-}
-
-static void fill_data(uint8_t *p, uint64_t index, uint64_t term)
-{
-	uint32_t n = data_len(index, term);
-	for (uint32_t i = 0; i < n; i++)
-		p[i] = (uint8_t)(index * 131 + term * 7 + i);
-}
-
-static uint8_t scratch[64][300];
-
-/* Append entries [from, to] with `term`, in batches of up to 64. */
-static void append_range(struct keel_wal *w, uint64_t from, uint64_t to, uint64_t term)
-{
-	struct keel_raft_entry ents[64];
-	while (from <= to) {
-		size_t n = 0;
-		for (; n < 64 && from + n <= to; n++) {
-			uint64_t idx = from + n;
-			fill_data(scratch[n], idx, term);
-			ents[n] = (struct keel_raft_entry){
-				.term = term, .index = idx, .type = (uint8_t)(idx % 7 == 0),
-				.len = data_len(idx, term), .data = data_len(idx, term) ? scratch[n] : NULL,
-			};
-		}
-		struct keel_err err = {0};
-		int r = keel_wal_append(w, ents, n, NULL, &err);
-		if (r)
-			fail_msg("append %llu..: %s", (unsigned long long)from, keel_err_msg(&err));
-		from += n;
-	}
-}
-
-static void check_entry(const struct keel_raft_entry *e, uint64_t index, uint64_t term)
-{
-	uint8_t want[300];
-	assert_int_equal(e->index, index);
-	assert_int_equal(e->term, term);
-	assert_int_equal(e->type, index % 7 == 0);
-	assert_int_equal(e->len, data_len(index, term));
-	fill_data(want, index, term);
-	if (e->len)
-		assert_memory_equal(e->data, want, e->len);
-	else
-		assert_null(e->data);
-}
-
-/* Check that rec holds exactly [from, to], entry i with term terms(i). */
-static void check_range(const struct keel_wal_recovered *rec, uint64_t from, uint64_t to,
-			uint64_t (*term_of)(uint64_t))
-{
-	assert_int_equal(rec->n_entries, to >= from ? to - from + 1 : 0);
-	for (uint64_t i = from; i <= to; i++)
-		check_entry(&rec->entries[i - from], i, term_of(i));
-}
-
-static uint64_t term_one(uint64_t i)
-{
-	(void)i;
-	return 1;
-}
-
-static struct keel_wal *open_wal(const char *dir, size_t segsize, struct keel_wal_recovered *rec)
-{
-	struct keel_wal_options opt = {.segment_size = segsize};
-	struct keel_wal *w = NULL;
-	struct keel_err err = {0};
-	int r = keel_wal_open(dir, &opt, &w, rec, &err);
-	if (r)
-		fail_msg("open %s: %s", dir, keel_err_msg(&err));
-	return w;
-}
-
-static int open_fails(const char *dir, size_t segsize, struct keel_err *err)
-{
-	struct keel_wal_options opt = {.segment_size = segsize};
-	struct keel_wal *w = NULL;
-	struct keel_wal_recovered rec;
-	int r = keel_wal_open(dir, &opt, &w, &rec, err);
-	if (r == 0) {
-		keel_wal_recovered_free(&rec);
-		keel_wal_close(w);
-	}
-	return r;
-}
-
-static void sync_ok(struct keel_wal *w)
-{
-	struct keel_err err = {0};
-	if (keel_wal_sync(w, &err))
-		fail_msg("sync: %s", keel_err_msg(&err));
-}
-
-static int cmp_name(const void *a, const void *b)
-{
-	return strcmp(a, b);
-}
-
-static size_t count_files(const char *dir)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		n += e->d_name[0] != '.';
-	closedir(d);
-	return n;
-}
-
-/* Segment file names in dir, sorted. Returns the count. */
-static size_t list_segments(const char *dir, char names[][64], size_t max)
-{
-	DIR *d = opendir(dir);
-	assert_non_null(d);
-	size_t n = 0;
-	struct dirent *e;
-	while ((e = readdir(d)))
-		if (strlen(e->d_name) == 37 && strstr(e->d_name, ".wal") && n < max)
-			snprintf(names[n++], 64, "%s", e->d_name);
-	closedir(d);
-	qsort(names, n, 64, cmp_name);
-	return n;
-}
-
-static void seg_path(const struct fixture *f, const char *name, char *out, size_t size)
-{
-	snprintf(out, size, "%s/%s", f->dir, name);
-}
-
-static void flip_byte(const char *path, off_t off)
-{
-	int fd = open(path, O_RDWR);
-	assert_true(fd >= 0);
-	uint8_t b;
-	assert_int_equal(pread(fd, &b, 1, off), 1);
-	b ^= 0x5a;
-	assert_int_equal(pwrite(fd, &b, 1, off), 1);
-	close(fd);
-}
-
-/* End of the records in a segment: the offset after the last non-zero byte, 8-aligned. */
-static off_t records_end(const char *path)
-{
-	int fd = open(path, O_RDONLY);
-	assert_true(fd >= 0);
-	struct stat st;
-	assert_int_equal(fstat(fd, &st), 0);
-	uint8_t *p = malloc((size_t)st.st_size);
-	assert_int_equal(pread(fd, p, (size_t)st.st_size, 0), st.st_size);
-	close(fd);
-	off_t end = st.st_size;
-	while (end > 0 && p[end - 1] == 0)
-		end--;
-	free(p);
-	return (end + 7) & ~(off_t)7;
-}
+#include "test_wal_util.h"
 
 /* ---- tests -------------------------------------------------------------------------------- */
 
@@ -933,8 +741,47 @@ static void model_check(const struct model *m, const struct keel_wal_recovered *
 		assert_memory_equal(&rec->hs, &m->hs, sizeof(m->hs));
 }
 
+/* keel_wal_read against the model: a random range of (snap, last] with a random byte budget,
+ * and the edges on both sides. */
+static void model_read(struct keel_wal *w, const struct model *m)
+{
+	struct keel_raft_entry *ents;
+	size_t n;
+	void *data;
+	struct keel_err err = {0};
+	if (m->snap > 0)
+		assert_int_equal(keel_wal_read(w, 1 + rnd(m->snap), m->last + 1, SIZE_MAX, &ents, &n, &data, &err),
+				 -ENOENT);
+	assert_int_equal(keel_wal_read(w, m->last + 1, m->last + 1, SIZE_MAX, &ents, &n, &data, &err), -EINVAL);
+	if (m->last == m->snap)
+		return;
+	uint64_t lo = m->snap + 1 + rnd(m->last - m->snap);
+	uint64_t hi = lo + rnd(m->last - lo + 1);
+	size_t max = rnd(3) == 0 ? (size_t)rnd(2000) : SIZE_MAX;
+	int r = keel_wal_read(w, lo, hi, max, &ents, &n, &data, &err);
+	if (r)
+		fail_msg("read %llu..%llu of (%llu, %llu]: %s", (unsigned long long)lo, (unsigned long long)hi,
+			 (unsigned long long)m->snap, (unsigned long long)m->last, keel_err_msg(&err));
+	assert_true(n >= 1 && n <= hi - lo + 1);
+	size_t bytes = 0;
+	for (size_t k = 0; k < n; k++) {
+		check_entry(&ents[k], lo + k, model_term(m, lo + k));
+		if (ents[k].len) /* all of it in the one block */
+			assert_true((uint8_t *)ents[k].data >= (uint8_t *)data &&
+				    (uint8_t *)ents[k].data + ents[k].len <= (uint8_t *)data + bytes + ents[k].len);
+		bytes += ents[k].len;
+	}
+	if (n > 1)
+		assert_true(bytes <= max);
+	if (n < hi - lo + 1) /* cut short only by the budget */
+		assert_true(bytes + data_len(lo + n, model_term(m, lo + n)) > max);
+	keel_free(ents);
+	keel_free(data);
+}
+
 /* Random appends (often overwriting), hard states, local and installed snapshots, reopens,
- * against the model, with segments small enough that rolling and deletion happen all the time. */
+ * against the model, with segments small enough that rolling and deletion happen all the time;
+ * after each, entries are read back by index. */
 static void run_model(const struct fixture *f, uint64_t seed)
 {
 	struct model m = {.terms = calloc(100000, sizeof(uint64_t))};
@@ -986,6 +833,7 @@ static void run_model(const struct fixture *f, uint64_t seed)
 			keel_wal_recovered_free(&rec);
 		}
 		assert_int_equal(keel_wal_last_index(w), m.last);
+		model_read(w, &m);
 	}
 	keel_wal_close(w);
 	struct keel_wal_recovered rec;
