@@ -135,7 +135,7 @@ struct keel_node_stats {
 	uint64_t applied;
 	uint64_t snapshots_taken, snapshots_sent, snapshots_received;
 	uint64_t wal_reads, wal_read_entries; /* entries read back from the WAL for followers */
-	uint64_t wal_read_failures;           /* reads that found nothing (or damage) */
+	uint64_t wal_read_failures;           /* reads that failed, or found the entries compacted */
 };
 void keel_node_get_stats(const struct keel_node *n, struct keel_node_stats *st);
 

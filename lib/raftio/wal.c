@@ -576,11 +576,12 @@ static int wal_prepare(struct keel_wal *w, size_t total, size_t n)
 	if (r)
 		return r;
 	size_t rolls = 2 * (total / (w->segment_size - WAL_HDR_SIZE)) + 2;
-	pthread_mutex_lock(&w->lock); /* a reader may be looking at the index */
 	r = wal_reserve((void **)&w->segs, &w->cap_segs, w->n_segs + rolls, sizeof(*w->segs));
-	if (!r && n)
+	if (!r && n) {
+		pthread_mutex_lock(&w->lock); /* a reader may be looking at the index */
 		r = wal_idx_reserve(w, n, total, rolls);
-	pthread_mutex_unlock(&w->lock);
+		pthread_mutex_unlock(&w->lock);
+	}
 	return r;
 }
 
