@@ -95,8 +95,10 @@ class Runtime:
         self.created: list[str] = []
 
     def __call__(self, *args, check=True, timeout=60, input=None, extra_global=(), pass_fds=(),
-                 preexec_fn=None):
-        argv = [str(self.binary), "--root", str(self.root), *extra_global, *map(str, args)]
+                 preexec_fn=None, wrap=()):
+        """wrap: a command line keel-run's own is appended to (e.g. unshare ... sh -c ...)."""
+        argv = [*map(str, wrap), str(self.binary), "--root", str(self.root), *extra_global,
+                *map(str, args)]
         # Files, not pipes: a created container keeps keel-run's stdio open after it exits.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             proc = subprocess.run(argv, stdin=subprocess.DEVNULL if input is None else None,

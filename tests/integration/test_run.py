@@ -357,6 +357,32 @@ def test_failing_hook_fails_create_and_leaves_nothing(rt):
     assert leftovers(rt, "badhook") == []
 
 
+def root_propagation(out):
+    """The optional fields (shared:N, master:N, ...) of / in a mountinfo text."""
+    for line in out.splitlines():
+        fields = line.split()
+        if len(fields) > 6 and fields[4] == "/":
+            return fields[6:fields.index("-")]
+    raise AssertionError(f"no / in\n{out}")
+
+
+def test_rootfs_propagation(rt):
+    # The host's / is private here, so a slave of it would show no master. keel-run runs in a
+    # mount namespace of its own (gone with it) where the rootfs is a shared bind mount.
+    wrap = ["unshare", "--mount", "sh", "-c",
+            'mount --bind "$0" "$0" && mount --make-shared "$0" && exec "$@"', rt.rootfs]
+    seen = {}
+    for prop in ("slave", "shared", "private"):
+        cid = f"prop-{prop}"
+        b = rt.bundle(cid, ["cat", "/proc/self/mountinfo"], linux__rootfsPropagation=prop)
+        p = rt("run", "--bundle", b, cid, wrap=wrap)
+        seen[prop] = root_propagation(p.stdout)
+        assert leftovers(rt, cid) == []
+    assert [f.split(":")[0] for f in seen["slave"]] == ["master"], seen
+    assert "shared" in [f.split(":")[0] for f in seen["shared"]], seen
+    assert seen["private"] == [], seen
+
+
 def test_errors_duplicate_unknown_missing_rootfs_bad_config(rt, tmp_path):
     b = rt.bundle("dup", ["sleep", "300"])
     rt("create", "--bundle", b, "dup")
