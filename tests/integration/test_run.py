@@ -383,6 +383,19 @@ def test_rootfs_propagation(rt):
     assert seen["private"] == [], seen
 
 
+def test_hook_timeout_fails_create_and_leaves_nothing(rt):
+    # /bin/sleep itself is the hook: the SIGKILL at the timeout ends it, nothing outlives it.
+    hooks = {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "60"], "timeout": 1}]}
+    b = rt.bundle("slowhook", ["true"], hooks=hooks)
+    start = time.monotonic()
+    p = rt("create", "--bundle", b, "slowhook", check=False)
+    assert time.monotonic() - start < 30
+    assert p.returncode == 1, p.stderr
+    assert "prestart hook /bin/sleep timed out after 1 s" in p.stderr
+    assert leftovers(rt, "slowhook") == []
+    assert rt("state", "slowhook", check=False).returncode == 1
+
+
 def test_errors_duplicate_unknown_missing_rootfs_bad_config(rt, tmp_path):
     b = rt.bundle("dup", ["sleep", "300"])
     rt("create", "--bundle", b, "dup")
