@@ -382,6 +382,23 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 	if ((r = keel_cgroup_create(&x->cg, s, o->id, err)) < 0)
 		goto fail;
 	x->have_cg = true;
+	/* The cgroups go on record before anything runs in them: should keel-run die from here on
+	 * (the init dies with it), `delete --force` finds them in creating.json. */
+	struct keel_cstate *st = &x->st;
+	char procs[4096];
+	keel_cgroup_procs_path(&x->cg, procs, sizeof(procs));
+	st->created_ns = keel_wall_ns();
+	st->cgroup_mode = (int)x->cg.mode;
+	if (!(st->id = keel_strdup(o->id)) || !(st->bundle = keel_strdup(x->bundle)) ||
+	    !(st->rootfs = keel_strdup(x->rootfs)) || !(st->cgroup_procs = keel_strdup(procs)) ||
+	    (s->annotations && !(st->annotations = json_dumps(s->annotations, JSON_COMPACT))) ||
+	    keel_cgroup_dirs(&x->cg, &st->cgroup_dirs) < 0 ||
+	    keel_cgroup_names_paths(&x->cg, &st->cgroup_names, &st->cgroup_paths) < 0) {
+		r = keel_err_set(err, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	if ((r = keel_cstate_save_creating(x->dirfd, st, err)) < 0)
+		goto fail;
 	if (!run_mode) {
 		if (mkfifoat(x->dirfd, "exec.fifo", 0600) < 0 ||
 		    (fifo_fd = openat(x->dirfd, "exec.fifo", O_RDWR | O_CLOEXEC)) < 0) {
@@ -511,22 +528,10 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 	if ((r = await_ready(o->id, x, err)) < 0)
 		goto fail;
 
-	struct keel_cstate *st = &x->st;
-	char procs[4096];
-	keel_cgroup_procs_path(&x->cg, procs, sizeof(procs));
 	st->pid = pid;
 	st->pid_start = keel_pid_start_time(pid);
 	st->created_ns = keel_wall_ns();
 	st->own_pidns = s->ns_new & (1u << KEEL_NS_PID);
-	st->cgroup_mode = (int)x->cg.mode;
-	if (!(st->id = keel_strdup(o->id)) || !(st->bundle = keel_strdup(x->bundle)) ||
-	    !(st->rootfs = keel_strdup(x->rootfs)) || !(st->cgroup_procs = keel_strdup(procs)) ||
-	    (s->annotations && !(st->annotations = json_dumps(s->annotations, JSON_COMPACT))) ||
-	    keel_cgroup_dirs(&x->cg, &st->cgroup_dirs) < 0 ||
-	    keel_cgroup_names_paths(&x->cg, &st->cgroup_names, &st->cgroup_paths) < 0) {
-		r = keel_err_set(err, -ENOMEM, "out of memory");
-		goto fail;
-	}
 	st->hooks = hooks_json(s);
 	if ((r = keel_cstate_save(x->dirfd, st, err)) < 0)
 		goto fail;
@@ -753,8 +758,16 @@ int keel_container_delete(const char *root, const char *id, bool force, struct k
 		return force && dirfd == -ENOENT ? 0 : dirfd;
 	int r = keel_cstate_load(dirfd, id, &st, err);
 	if (r == -ENOENT && force) {
-		/* A create that died before writing its state: the directory is all there is. */
-		r = keel_cstate_remove_dir(root, id, dirfd, err);
+		/* A create that died before writing its state: what it recorded in creating.json
+		 * (cgroups) goes, with anything still in them, then the directory. Its init died with
+		 * it (parent-death signal), taking its mount namespace along. */
+		r = keel_cstate_load_creating(dirfd, id, &st, NULL);
+		if (r == 0) {
+			r = destroy(root, id, dirfd, &st, err);
+			keel_cstate_free(&st);
+		} else {
+			r = keel_cstate_remove_dir(root, id, dirfd, err);
+		}
 		close(dirfd);
 		return r;
 	}

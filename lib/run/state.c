@@ -134,7 +134,8 @@ int keel_cstate_lock(const char *root, const char *id, bool exclusive, struct ke
 	return fd;
 }
 
-int keel_cstate_save(int dirfd, const struct keel_cstate *st, struct keel_err *err)
+/* Write st as JSON into `name` of the locked directory, atomically (through name.tmp). */
+static int save_as(int dirfd, const char *name, const struct keel_cstate *st, struct keel_err *err)
 {
 	struct keel_buf b = KEEL_BUF_INIT;
 	struct keel_jw w;
@@ -178,21 +179,36 @@ int keel_cstate_save(int dirfd, const struct keel_cstate *st, struct keel_err *e
 	int r = keel_jw_finish(&w);
 	if (r < 0) {
 		keel_buf_free(&b);
-		return keel_err_set(err, r, "encoding state.json");
+		return keel_err_set(err, r, "encoding %s", name);
 	}
-	int fd = openat(dirfd, "state.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	char tmp[64];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", name);
+	int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		keel_buf_free(&b);
-		return keel_err_errno(err, -errno, "writing state.json");
+		return keel_err_errno(err, -errno, "writing %s", name);
 	}
 	r = keel_sys_write_all(fd, b.data, b.len);
 	keel_buf_free(&b);
 	close(fd);
-	if (r == 0 && renameat(dirfd, "state.json.tmp", dirfd, "state.json") < 0)
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
 		r = -errno;
 	if (r < 0)
-		return keel_err_errno(err, r, "writing state.json");
+		return keel_err_errno(err, r, "writing %s", name);
 	return 0;
+}
+
+int keel_cstate_save(int dirfd, const struct keel_cstate *st, struct keel_err *err)
+{
+	int r = save_as(dirfd, "state.json", st, err);
+	if (r == 0)
+		unlinkat(dirfd, "creating.json", 0); /* state.json says all it did */
+	return r;
+}
+
+int keel_cstate_save_creating(int dirfd, const struct keel_cstate *st, struct keel_err *err)
+{
+	return save_as(dirfd, "creating.json", st, err);
 }
 
 static int dup_str(const json_t *o, const char *key, char **ret)
@@ -204,10 +220,11 @@ static int dup_str(const json_t *o, const char *key, char **ret)
 	return *ret ? 0 : -ENOMEM;
 }
 
-int keel_cstate_load(int dirfd, const char *id, struct keel_cstate *st, struct keel_err *err)
+static int load_from(int dirfd, const char *file, const char *id, struct keel_cstate *st,
+		     struct keel_err *err)
 {
 	char buf[65536];
-	int fd = openat(dirfd, "state.json", O_RDONLY | O_CLOEXEC);
+	int fd = openat(dirfd, file, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return keel_err_set(err, -ENOENT, "container does not exist");
@@ -272,6 +289,17 @@ bad:
 	if (r == -ENOMEM)
 		return keel_err_set(err, r, "out of memory");
 	return keel_err_set(err, -KEEL_ECORRUPT, "state of %s is damaged", id);
+}
+
+int keel_cstate_load(int dirfd, const char *id, struct keel_cstate *st, struct keel_err *err)
+{
+	return load_from(dirfd, "state.json", id, st, err);
+}
+
+int keel_cstate_load_creating(int dirfd, const char *id, struct keel_cstate *st,
+			      struct keel_err *err)
+{
+	return load_from(dirfd, "creating.json", id, st, err);
 }
 
 /* jansson's json_dumps allocates with its allocator: free what it gave with free() unless the
@@ -399,7 +427,8 @@ int keel_cstate_json(const struct keel_cstate *st, enum keel_cstatus status, boo
 
 int keel_cstate_remove_dir(const char *root, const char *id, int dirfd, struct keel_err *err)
 {
-	static const char *const files[] = {"state.json", "state.json.tmp", "exec.fifo", NULL};
+	static const char *const files[] = {"state.json", "state.json.tmp", "creating.json",
+					    "creating.json.tmp", "exec.fifo", NULL};
 	for (size_t i = 0; files[i]; i++)
 		if (unlinkat(dirfd, files[i], 0) < 0 && errno != ENOENT)
 			return keel_err_errno(err, -errno, "removing %s/%s/%s", root, id, files[i]);

@@ -52,6 +52,12 @@ int keel_cstate_lock(const char *root, const char *id, bool exclusive, struct ke
 int keel_cstate_save(int dirfd, const struct keel_cstate *st, struct keel_err *err);
 /* Read it back. -ENOENT when the container is still being created or is gone. */
 int keel_cstate_load(int dirfd, const char *id, struct keel_cstate *st, struct keel_err *err);
+/* creating.json: what a create has made so far (cgroups, no pid yet), written as soon as the
+ * cgroups exist, so that `delete --force` can undo a create that was killed half way.
+ * keel_cstate_save removes it once state.json is written. */
+int keel_cstate_save_creating(int dirfd, const struct keel_cstate *st, struct keel_err *err);
+int keel_cstate_load_creating(int dirfd, const char *id, struct keel_cstate *st,
+			      struct keel_err *err);
 
 /* created (init waits for start), running, paused (its freezer cgroup is frozen), or stopped
  * (init gone, a zombie, or another process now holds its pid). */

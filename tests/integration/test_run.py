@@ -396,6 +396,46 @@ def test_hook_timeout_fails_create_and_leaves_nothing(rt):
     assert rt("state", "slowhook", check=False).returncode == 1
 
 
+def test_create_killed_half_way_is_cleaned_by_delete_force(rt, tmp_path):
+    # keel-run is SIGKILLed while a createRuntime hook runs: the init (in its cgroups by then)
+    # dies with it, the cgroups and the state directory stay until `delete --force`.
+    hook_pid = tmp_path / "hook.pid"
+    hooks = {"createRuntime": [{"path": "/bin/sh",
+                                "args": ["sh", "-c", f"echo $$ > {hook_pid}; exec sleep 120"]}]}
+    b = rt.bundle("halfway", ["true"], hooks=hooks)
+    argv = [str(rt.binary), "--root", str(rt.root), "create", "--bundle", str(b), "halfway"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    hook = 0
+    try:
+        deadline = time.monotonic() + 30
+        while not (hook_pid.exists() and hook_pid.read_text().strip()):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.02)
+        hook = int(hook_pid.read_text())
+        proc.kill()
+        proc.wait()
+        left = leftovers(rt, "halfway")
+        assert any(x.startswith("cgroup ") for x in left), left
+        # A second create of the id fails without touching what is there.
+        p = rt("create", "--bundle", b, "halfway", check=False)
+        assert p.returncode == 1 and "container with id exists: halfway" in p.stderr
+        assert leftovers(rt, "halfway") == left
+        p = rt("state", "halfway", check=False)
+        assert p.returncode == 1
+        rt("delete", "--force", "halfway")
+        assert leftovers(rt, "halfway") == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if hook:
+            try:
+                os.kill(hook, 9)
+            except ProcessLookupError:
+                pass
+
+
 def test_errors_duplicate_unknown_missing_rootfs_bad_config(rt, tmp_path):
     b = rt.bundle("dup", ["sleep", "300"])
     rt("create", "--bundle", b, "dup")

@@ -370,8 +370,18 @@ static void test_state_round_trip(void **state)
 		.annotations = "{\"k\":\"v\"}", .hooks = "{\"poststop\":[]}", .cgroup_dirs = dirs,
 		.cgroup_procs = "/sys/fs/cgroup/pids/x/c1/cgroup.procs", .own_pidns = true,
 	};
-	assert_int_equal(keel_cstate_save(fd, &st, &err), 0);
 	struct keel_cstate back;
+	/* Half way through a create only creating.json is there: no state yet, but its cgroups. */
+	assert_int_equal(keel_cstate_load_creating(fd, "c1", &back, &err), -ENOENT);
+	assert_int_equal(keel_cstate_save_creating(fd, &st, &err), 0);
+	assert_int_equal(keel_cstate_load(fd, "c1", &back, &err), -ENOENT);
+	assert_int_equal(keel_cstate_load_creating(fd, "c1", &back, &err), 0);
+	assert_string_equal(back.cgroup_dirs[0], "/sys/fs/cgroup/memory/x/c1");
+	assert_string_equal(back.cgroup_procs, st.cgroup_procs);
+	keel_cstate_free(&back);
+	assert_int_equal(keel_cstate_save(fd, &st, &err), 0);
+	assert_int_equal(keel_cstate_load_creating(fd, "c1", &back, &err), -ENOENT);
+	assert_int_equal(keel_cstate_save_creating(fd, &st, &err), 0); /* remove_dir takes it too */
 	assert_int_equal(keel_cstate_load(fd, "c1", &back, &err), 0);
 	assert_string_equal(back.id, "c1");
 	assert_int_equal(back.pid, getpid());
