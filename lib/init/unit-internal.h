@@ -54,6 +54,10 @@ void keel__uwarn(const struct keel_unit *u, const struct keel_diag_sink *sink,
 /* Specifier expansion for the unit being parsed; reports a deprecated %c/%r/%R once. */
 int keel__expand(struct keel__pctx *c, enum keel_spec_table table, const char *text, size_t max,
 		 char **ret);
+/* keel__expand for a setting systemd ignores when its specifiers do not resolve: 0 with *ret
+ * set, -ENOMEM, or 1 after the "Failed to resolve unit specifiers ..., ignoring" warning. */
+int keel__expand_or_ignore(struct keel__pctx *c, enum keel_spec_table table, const char *text, size_t max,
+			   char **ret);
 /* systemd's path_simplify_and_warn(): absolute (when asked), simplified, valid, normalised;
  * fatal decides between "..., ignoring" and a bare message. 0 or -EINVAL (reported). */
 int keel__path_check(struct keel__pctx *c, char *path, bool absolute, bool fatal);

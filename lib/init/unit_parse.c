@@ -54,6 +54,17 @@ int keel__expand(struct keel__pctx *c, enum keel_spec_table table, const char *t
 	return r;
 }
 
+int keel__expand_or_ignore(struct keel__pctx *c, enum keel_spec_table table, const char *text, size_t max,
+			   char **ret)
+{
+	int r = keel__expand(c, table, text, max, ret);
+	if (r == 0 || r == -ENOMEM)
+		return r;
+	keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", text,
+		    strerror(-r));
+	return 1;
+}
+
 int keel__path_check(struct keel__pctx *c, char *path, bool absolute, bool fatal)
 {
 	const char *ign = fatal ? "" : ", ignoring";
@@ -202,14 +213,9 @@ int keel__parse_mode(struct keel__pctx *c, const char *v, void *data, int ltype)
 int keel__parse_string_printf(struct keel__pctx *c, const char *v, void *data, int ltype)
 {
 	char *k;
-	int r = keel__expand(c, KEEL_SPEC_FULL, v, SIZE_MAX, &k);
-	if (r == -ENOMEM)
-		return r;
-	if (r < 0) {
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s",
-			    v, strerror(-r));
-		return 0;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, v, SIZE_MAX, &k);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	r = set_pool_string(c, data, *k ? k : NULL);
 	keel_free(k);
 	return r;
@@ -251,13 +257,10 @@ int keel__parse_documentation(struct keel__pctx *c, const char *v, void *data, i
 			keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid syntax, ignoring: %s", v);
 			return 0;
 		}
-		r = keel__expand(c, KEEL_SPEC_FULL, word, SIZE_MAX, &k);
-		if (r < 0) {
-			if (r != -ENOMEM)
-				keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s",
-					    word, strerror(-r));
+		r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, word, SIZE_MAX, &k);
+		if (r != 0) {
 			keel_free(word);
-			return r == -ENOMEM ? r : 0;
+			return r < 0 ? r : 0;
 		}
 		keel_free(word);
 		if (!documentation_url_is_valid(k)) {
@@ -324,13 +327,10 @@ int keel__parse_deps(struct keel__pctx *c, const char *v, void *data, int ltype)
 			keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid syntax, ignoring: %s", v);
 			return 0;
 		}
-		r = keel__expand(c, KEEL_SPEC_UNIT_NAME, word, SIZE_MAX, &k);
-		if (r < 0) {
-			if (r != -ENOMEM)
-				keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s",
-					    word, strerror(-r));
+		r = keel__expand_or_ignore(c, KEEL_SPEC_UNIT_NAME, word, SIZE_MAX, &k);
+		if (r != 0) {
 			keel_free(word);
-			if (r == -ENOMEM)
+			if (r < 0)
 				return r;
 			continue;
 		}
@@ -394,14 +394,9 @@ int keel__parse_condition(struct keel__pctx *c, const char *v, void *data, int l
 		v += strspn(v, " \t\n\r");
 	}
 	char *s;
-	int r = keel__expand(c, KEEL_SPEC_FULL, v, keel_condition_kind_takes_path(kind) ? PATH_MAX : SIZE_MAX, &s);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", v,
-			    strerror(-r));
-		return 0;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, v, keel_condition_kind_takes_path(kind) ? PATH_MAX : SIZE_MAX, &s);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	if (keel_condition_kind_takes_path(kind) && keel__path_check(c, s, true, false) < 0) {
 		keel_free(s);
 		return 0;
@@ -522,13 +517,10 @@ int keel__parse_path_strv(struct keel__pctx *c, const char *v, void *data, int l
 			keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid syntax, ignoring: %s", v);
 			return 0;
 		}
-		r = keel__expand(c, KEEL_SPEC_FULL, word, PATH_MAX, &k);
-		if (r < 0) {
-			if (r != -ENOMEM)
-				keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s",
-					    word, strerror(-r));
+		r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, word, PATH_MAX, &k);
+		if (r != 0) {
 			keel_free(word);
-			if (r == -ENOMEM)
+			if (r < 0)
 				return r;
 			continue;
 		}

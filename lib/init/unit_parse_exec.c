@@ -264,14 +264,9 @@ int keel__parse_pid_file(struct keel__pctx *c, const char *v, void *data, int lt
 	if (!*v)
 		return set_pool_string(c, slot, NULL);
 	char *k;
-	int r = keel__expand(c, KEEL_SPEC_FULL, v, PATH_MAX, &k);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", v,
-			    strerror(-r));
-		return 0;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, v, PATH_MAX, &k);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	/* A relative PID file lives below /run. */
 	if (k[0] != '/') {
 		char *n = keel_malloc(strlen(k) + 6);
@@ -466,14 +461,9 @@ int keel__parse_env_file(struct keel__pctx *c, const char *v, void *data, int lt
 		return 0;
 	}
 	char *n;
-	int r = keel__expand(c, KEEL_SPEC_FULL, v, PATH_MAX, &n);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", v,
-			    strerror(-r));
-		return 0;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, v, PATH_MAX, &n);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	if (keel__path_check(c, n[0] == '-' ? n + 1 : n, true, false) == 0)
 		r = keel_pool_strv_add(c->u->pool, list, n);
 	keel_free(n);
@@ -663,14 +653,9 @@ static int parse_stdio_target(struct keel__pctx *c, const char *v, const char **
 	*ret_ok = false;
 	char *k;
 	bool fd = strcmp(prefix, "fd:") == 0;
-	int r = keel__expand(c, KEEL_SPEC_FULL, n, fd ? SIZE_MAX : PATH_MAX, &k);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", n,
-			    strerror(-r));
-		return 1;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, n, fd ? SIZE_MAX : PATH_MAX, &k);
+	if (r != 0)
+		return r;
 	if (fd) {
 		if (*k && !keel__fdname_is_valid(k)) {
 			keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid file descriptor name, ignoring: %s", k);
@@ -893,13 +878,10 @@ int keel__parse_service_sockets(struct keel__pctx *c, const char *v, void *data,
 		}
 		if (r == 0)
 			return 0;
-		r = keel__expand(c, KEEL_SPEC_UNIT_NAME, word, SIZE_MAX, &k);
-		if (r < 0) {
-			if (r != -ENOMEM)
-				keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s",
-					    word, strerror(-r));
+		r = keel__expand_or_ignore(c, KEEL_SPEC_UNIT_NAME, word, SIZE_MAX, &k);
+		if (r != 0) {
 			keel_free(word);
-			if (r == -ENOMEM)
+			if (r < 0)
 				return r;
 			continue;
 		}
@@ -958,14 +940,9 @@ static bool bus_name_is_valid(const char *s)
 int keel__parse_bus_name(struct keel__pctx *c, const char *v, void *data, int ltype)
 {
 	char *k;
-	int r = keel__expand(c, KEEL_SPEC_FULL, v, SIZE_MAX, &k);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", v,
-			    strerror(-r));
-		return 0;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, v, SIZE_MAX, &k);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	if (*k && !bus_name_is_valid(k)) {
 		keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid bus name, ignoring: %s", k);
 		keel_free(k);

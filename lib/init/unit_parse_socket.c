@@ -65,14 +65,9 @@ int keel__parse_listen(struct keel__pctx *c, const char *v, void *data, int ltyp
 		return 0;
 	}
 	char *k;
-	int r = keel__expand(c, KEEL_SPEC_FULL, v, PATH_MAX, &k);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", v,
-			    strerror(-r));
-		return 0;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, v, PATH_MAX, &k);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	struct keel_listen l = {.kind = (uint8_t)ltype};
 	bool is_socket = ltype == KEEL_LISTEN_STREAM || ltype == KEEL_LISTEN_DATAGRAM ||
 			 ltype == KEEL_LISTEN_SEQPACKET;
@@ -188,14 +183,9 @@ int keel__parse_fd_name(struct keel__pctx *c, const char *v, void *data, int lty
 {
 	const char **slot = data;
 	char *k;
-	int r = keel__expand(c, KEEL_SPEC_FULL, v, SIZE_MAX, &k);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", v,
-			    strerror(-r));
-		return 0;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, v, SIZE_MAX, &k);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	if (*k && !keel__fdname_is_valid(k)) {
 		keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid file descriptor name, ignoring: %s", k);
 		keel_free(k);
@@ -233,14 +223,9 @@ int keel__parse_timer_value(struct keel__pctx *c, const char *v, void *data, int
 		return 0;
 	}
 	char *k;
-	int r = keel__expand(c, KEEL_SPEC_FULL, v, SIZE_MAX, &k);
-	if (r < 0) {
-		if (r == -ENOMEM)
-			return r;
-		keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to resolve unit specifiers in '%s', ignoring: %s", v,
-			    strerror(-r));
-		return 0;
-	}
+	int r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, v, SIZE_MAX, &k);
+	if (r != 0)
+		return r < 0 ? r : 0;
 	struct keel_timer_value tv = {.base = (uint8_t)ltype};
 	if (ltype == KEEL_TIMER_CALENDAR) {
 		r = keel_calendar_parse(k, &tv.calendar);
