@@ -33,9 +33,16 @@ class Client:
             raise ConnectionError("raftd closed the connection")
         return reply.decode().rstrip("\n")
 
-    def dump(self):
-        self.sock.sendall(b"DUMP\n")
-        head = self.file.readline().decode().split()
+    def dump(self, wait_leader=10.0):
+        # DUMP is a linearizable read: a member that has not yet heard from a leader (just
+        # restarted, say) refuses it with "notleader 0", as it should. Ask again until it knows one.
+        deadline = time.monotonic() + wait_leader
+        while True:
+            self.sock.sendall(b"DUMP\n")
+            head = self.file.readline().decode().split()
+            if head[:3] != ["ERR", "notleader", "0"] or time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
         assert head[0] == "OK", head
         entries = {}
         for _ in range(int(head[1])):
