@@ -5,8 +5,10 @@
 
 Cells: PUT of 256-byte values to random keys at 1, 16 and 64 connections, GET of one key at 16
 and 64, on a single member and on a 3-member cluster (writes to the leader); then RSS after
-writing 100,000 keys (both with --snapshot-count 1000000, so neither snapshots during the fill).
-Prints each cell and the keel/etcd ratio. Traffic stays on loopback.
+writing 100,000 keys (both with --snapshot-count 1000000, so neither snapshots during the fill),
+and a restart on that data: time until the member leads again, peak RSS while it recovered
+(VmHWM) and RSS once it serves. Prints each cell and the keel/etcd ratio. Traffic stays on
+loopback. --rss-only runs only the fill and the restart; --keel-only skips etcd there.
 """
 import argparse
 import json
@@ -49,7 +51,7 @@ class Cluster:
     runs = 0
 
     def __init__(self, kind, binary, base, n):
-        self.kind, self.procs, self.urls = kind, [], []
+        self.kind, self.procs, self.urls, self.argvs = kind, [], [], []
         Cluster.runs += 1  # a fresh data directory for every cluster started
         ports = [(free_port(), free_port()) for _ in range(n)]
         initial = ",".join(f"m{i}=http://127.0.0.1:{p[1]}" for i, p in enumerate(ports))
@@ -62,6 +64,7 @@ class Cluster:
                     "--initial-cluster", initial, "--snapshot-count", "1000000"]
             if kind == "etcd":
                 argv += ["--enable-v2=true", "--log-level", "error"]
+            self.argvs.append(argv)
             self.procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             self.urls.append(url)
         try:
@@ -83,6 +86,18 @@ class Cluster:
                     pass
             time.sleep(0.1)
         raise SystemExit(f"{self.kind}: no leader")
+
+    def restart(self):
+        """Stop every member, start them again on the same data; seconds until a leader serves."""
+        self.stop()
+        t0 = time.monotonic()
+        self.procs = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for a in self.argvs]
+        try:
+            self.wait_leader()
+        except BaseException:
+            self.stop()
+            raise
+        return time.monotonic() - t0
 
     def leader_pid(self):
         return self.procs[self.urls.index(self.leader)].pid
@@ -109,9 +124,9 @@ def wrk(url, path, conns, seconds, script=None):
     return rps, float(p99.group(1)) * scale
 
 
-def rss_mb(pid):
+def rss_mb(pid, field="VmRSS"):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -140,7 +155,8 @@ def main():
     ap.add_argument("--dir", default=None, help="data directories (default: a temp dir under build/)")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--quick", action="store_true", help="single member only, no RSS fill")
-    ap.add_argument("--rss-only", action="store_true", help="only the RSS after 100,000 keys")
+    ap.add_argument("--rss-only", action="store_true", help="only the RSS after 100,000 keys and the restart")
+    ap.add_argument("--keel-only", action="store_true", help="RSS and restart: keel-kv only (before/after runs)")
     args = ap.parse_args()
     keel = str(Path(args.build) / "cmd" / "keel-kv" / "keel-kv")
     etcd = shutil.which("etcd")
@@ -174,17 +190,27 @@ def main():
             print(f"{label:<22}{e[0]:>12.0f}{e[1]:>9.1f}{k[0]:>12.0f}{k[1]:>9.1f}{k[0] / e[0]:>7.2f}x")
         sys.stdout.flush()
     if not args.quick:
-        rss = {}
-        for kind, binary in (("etcd", etcd), ("keel", keel)):
+        rss, rst = {}, {}
+        kinds = (("keel", keel),) if args.keel_only else (("etcd", etcd), ("keel", keel))
+        for kind, binary in kinds:
             c = Cluster(kind, binary, base, 1)
             try:
                 fill(c.leader, 100_000)
                 time.sleep(1)
                 rss[kind] = rss_mb(c.leader_pid())
+                secs = c.restart()
+                pid = c.leader_pid()
+                peak = rss_mb(pid, "VmHWM")
+                time.sleep(1)
+                rst[kind] = (secs, peak, rss_mb(pid))
             finally:
                 c.stop()
-        print(f"RSS after 100,000 keys of 256 B: etcd {rss['etcd']:.0f} MB, keel {rss['keel']:.0f} MB, "
-              f"ratio {rss['keel'] / rss['etcd']:.2f}x")
+        for kind, _ in kinds:
+            print(f"{kind}: RSS after 100,000 keys of 256 B {rss[kind]:.0f} MB; restart: leader after "
+                  f"{rst[kind][0]:.2f} s, peak RSS {rst[kind][1]:.0f} MB, then {rst[kind][2]:.0f} MB")
+        if not args.keel_only:
+            print(f"ratio keel/etcd: RSS {rss['keel'] / rss['etcd']:.2f}x, "
+                  f"restart peak RSS {rst['keel'][1] / rst['etcd'][1]:.2f}x")
     shutil.rmtree(base, ignore_errors=True)
 
 

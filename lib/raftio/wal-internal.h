@@ -105,6 +105,46 @@ struct wal_rec {
 enum wal_parse_result wal_parse(const uint8_t *p, size_t size, size_t off, struct wal_rec *rec,
 				const char **why);
 
+/* ---- replay in bounded chunks (wal_stream.c) ----
+ * A window on one segment file: at most `chunk` bytes of it are held at a time. */
+#define WAL_REPLAY_CHUNK_DEFAULT ((size_t)1 << 20)
+#define WAL_REPLAY_CHUNK_MIN 64
+
+struct wal_win {
+	int fd;
+	uint64_t size; /* of the file, from fstat at open */
+	size_t chunk;  /* bytes read at a time: the most raw WAL bytes held */
+	uint8_t *buf;
+	uint64_t base; /* file offset of buf[0] */
+	size_t len;    /* bytes of the file in buf */
+};
+
+/* A record parsed from a window. `head` holds the payload's first bytes (all of a hard state's or
+ * a snapshot point's, an entry's head); `payload` points at the whole payload when it is in the
+ * window (valid until the next call on it), NULL when the record is larger than a chunk. */
+struct wal_srec {
+	uint8_t type;
+	uint8_t head[WAL_SNAP_PAYLOAD];
+	size_t plen;
+	size_t total; /* frame + type + payload + padding */
+	const uint8_t *payload;
+};
+
+/* chunk 0 selects WAL_REPLAY_CHUNK_DEFAULT; smaller than WAL_REPLAY_CHUNK_MIN is raised to it. */
+int wal_win_open(struct wal_win *v, int fd, size_t chunk);
+void wal_win_free(struct wal_win *v);
+/* Bytes [off, off + n) of the file (n <= chunk): a pointer valid until the next call. */
+int wal_win_get(struct wal_win *v, uint64_t off, size_t n, const uint8_t **ret);
+/* wal_parse() on the file through the window: a wal_parse_result, or -errno when reading fails. */
+int wal_win_parse(struct wal_win *v, uint64_t off, struct wal_srec *rec, const char **why);
+/* 1 if the record at off has a sane length and a matching checksum whatever its shape, 0 if not,
+ * -errno when reading fails. */
+int wal_win_checksum_ok(struct wal_win *v, uint64_t off);
+/* After the records end at `from` (8-aligned): the first 8-aligned offset >= from + 8 where a
+ * valid record starts (0 if none), and the end (exclusive, 8-aligned, at most the file size) of
+ * the non-zero bytes from `from` on (`from` if there are none). One pass. */
+int wal_win_scan_tail(struct wal_win *v, uint64_t from, uint64_t *ret_valid, uint64_t *ret_nz_end);
+
 /* ---- the index of entry records (wal_index.c) ----
  * Locations are kept sparse: a stretch of consecutive entries written one after another into one
  * segment needs one loc, plus a checkpoint every WAL_LOC_ENTRIES entries or WAL_LOC_BYTES bytes so

@@ -116,41 +116,6 @@ enum wal_parse_result wal_parse(const uint8_t *p, size_t size, size_t off, struc
 	return WAL_REC_OK;
 }
 
-/* Whether the record at off has a sane length and a matching checksum, whatever its shape. */
-static bool wal_checksum_ok(const uint8_t *p, size_t size, size_t off)
-{
-	if (size - off < WAL_FRAME)
-		return false;
-	uint32_t len = keel_le32(p + off);
-	return len != 0 && len <= size - off - WAL_FRAME &&
-	       keel_crc32c(0, p + off + WAL_FRAME, len) == keel_le32(p + off + 4);
-}
-
-/* First 8-aligned offset >= from where a valid record starts, or 0 if there is none. */
-static size_t wal_find_valid(const uint8_t *p, size_t size, size_t from)
-{
-	struct wal_rec rec;
-	const char *why;
-	for (size_t off = WAL_ALIGN(from); off + WAL_FRAME <= size; off += 8)
-		if (keel_le32(p + off) != 0 && wal_parse(p, size, off, &rec, &why) == WAL_REC_OK)
-			return off;
-	return 0;
-}
-
-/* End (exclusive, 8-aligned) of the last non-zero byte at or after `from`; `from` if none. */
-static size_t wal_nonzero_end(const uint8_t *p, size_t size, size_t from)
-{
-	size_t end = size;
-	while (end > from && end % 8 && p[end - 1] == 0)
-		end--;
-	uint64_t word;
-	while (end >= from + 8 && end % 8 == 0 && (memcpy(&word, p + end - 8, 8), word == 0))
-		end -= 8;
-	while (end > from && p[end - 1] == 0)
-		end--;
-	return end > from ? KEEL_MIN(WAL_ALIGN(end), size) : from;
-}
-
 /* ---- replay ------------------------------------------------------------------------------ */
 
 struct wal_replay {
@@ -162,6 +127,10 @@ struct wal_replay {
 	bool has_hs;
 	/* the torn tail of the last segment, zeroed once the whole replay has passed */
 	uint64_t repair_from, repair_to;
+	/* keel_wal_options.drop_committed_data: entries before shed_pos have had theirs dropped */
+	bool shed;
+	size_t shed_pos;
+	size_t chunk; /* keel_wal_options.replay_chunk */
 	/* for messages */
 	char first_name[WAL_NAME_LEN + 1];
 	char name[WAL_NAME_LEN + 1];
@@ -174,6 +143,24 @@ static void wal_replay_drop(struct wal_replay *rp, size_t from)
 		keel_free(rp->ents[i].data);
 	if (from < rp->n)
 		rp->n = from;
+	if (rp->shed_pos > rp->n)
+		rp->shed_pos = rp->n;
+}
+
+/* drop_committed_data: a hard state commits the entries up to its commit index; they keep only
+ * their place (index, term, type, length), except configuration entries, which are small and
+ * which the core needs to rebuild its configuration. */
+static void wal_replay_shed(struct wal_replay *rp)
+{
+	if (!rp->shed)
+		return;
+	while (rp->shed_pos < rp->n && rp->ents[rp->shed_pos].index <= rp->hs.commit) {
+		struct keel_raft_entry *e = &rp->ents[rp->shed_pos++];
+		if (e->type != KEEL_RAFT_ENTRY_CONF) {
+			keel_free(e->data);
+			e->data = NULL;
+		}
+	}
 }
 
 static int wal_corrupt(const struct keel_wal *w, const struct wal_replay *rp,
@@ -193,9 +180,9 @@ static int wal_corrupt(const struct keel_wal *w, const struct wal_replay *rp,
 }
 
 static int wal_apply_entry(struct keel_wal *w, struct wal_replay *rp, struct wal_seg *seg,
-			   const struct wal_rec *rec, struct keel_err *err)
+			   const struct wal_win *v, const struct wal_srec *rec, struct keel_err *err)
 {
-	const uint8_t *q = rec->payload;
+	const uint8_t *q = rec->head;
 	struct keel_raft_entry e = {
 		.term = keel_le64(q),
 		.index = keel_le64(q + 8),
@@ -232,10 +219,23 @@ static int wal_apply_entry(struct keel_wal *w, struct wal_replay *rp, struct wal
 	}
 	if (wal_idx_reserve(w, 1, 0, 0) < 0)
 		return keel_err_set(err, -ENOMEM, "wal: out of memory replaying %s", rp->name);
-	if (e.len) {
-		e.data = keel_memdup(q + WAL_ENTRY_HEAD, e.len);
+	if (e.len && rec->payload) {
+		e.data = keel_memdup(rec->payload + WAL_ENTRY_HEAD, e.len);
 		if (!e.data)
 			return keel_err_set(err, -ENOMEM, "wal: out of memory replaying %s", rp->name);
+	} else if (e.len) {
+		/* Larger than a replay chunk: read the data (whose CRC was checked) straight into
+		 * the entry's own allocation. */
+		e.data = keel_malloc(e.len);
+		if (!e.data)
+			return keel_err_set(err, -ENOMEM, "wal: out of memory replaying %s", rp->name);
+		ssize_t got = keel_sys_pread_all(v->fd, e.data, e.len,
+						 (off_t)(rp->off + WAL_FRAME + 1 + WAL_ENTRY_HEAD));
+		if (got != (ssize_t)e.len) {
+			keel_free(e.data);
+			return keel_err_errno(err, got < 0 ? (int)got : -EIO, "wal: read %s/%s", w->dir,
+					      rp->name);
+		}
 	}
 	rp->ents[rp->n++] = e;
 	wal_idx_entry(w, e.index, seg, rp->off, rec->total);
@@ -245,10 +245,10 @@ static int wal_apply_entry(struct keel_wal *w, struct wal_replay *rp, struct wal
 }
 
 static int wal_apply_snapshot(struct keel_wal *w, struct wal_replay *rp,
-			      const struct wal_rec *rec, struct keel_err *err)
+			      const struct wal_srec *rec, struct keel_err *err)
 {
-	uint64_t index = keel_le64(rec->payload), term = keel_le64(rec->payload + 8);
-	uint64_t last = keel_le64(rec->payload + 16);
+	uint64_t index = keel_le64(rec->head), term = keel_le64(rec->head + 8);
+	uint64_t last = keel_le64(rec->head + 16);
 	if (last < index)
 		return wal_corrupt(w, rp, err,
 				   "snapshot record keeps the log up to %llu, below its index %llu",
@@ -267,6 +267,7 @@ static int wal_apply_snapshot(struct keel_wal *w, struct wal_replay *rp,
 	if (drop) {
 		memmove(rp->ents, rp->ents + drop, (rp->n - drop) * sizeof(*rp->ents));
 		rp->n -= drop;
+		rp->shed_pos -= KEEL_MIN(drop, rp->shed_pos);
 	}
 	rp->snap_index = index;
 	rp->snap_term = term;
@@ -290,28 +291,8 @@ static int wal_zero_range(int fd, uint64_t from, uint64_t to)
 	return keel_sys_fdatasync(fd);
 }
 
-static int wal_read_file(int fd, uint8_t **ret, size_t *ret_size)
-{
-	struct stat st;
-	if (fstat(fd, &st) < 0)
-		return -errno;
-	if (st.st_size < 0 || (uint64_t)st.st_size > SIZE_MAX / 2)
-		return -EFBIG;
-	size_t size = (size_t)st.st_size;
-	uint8_t *p = keel_malloc(size ? size : 1);
-	if (!p)
-		return -ENOMEM;
-	ssize_t n = keel_sys_pread_all(fd, p, size, 0);
-	if (n < 0) {
-		keel_free(p);
-		return (int)n;
-	}
-	*ret = p;
-	*ret_size = (size_t)n;
-	return 0;
-}
-
-/* Replay segment i. The last one stays open (w->fd) for appending, its torn tail repaired. */
+/* Replay segment i, reading it a chunk at a time. The last one stays open (w->fd) for appending,
+ * its torn tail repaired. */
 static int wal_replay_segment(struct keel_wal *w, struct wal_replay *rp, size_t i,
 			      struct keel_err *err)
 {
@@ -327,15 +308,17 @@ static int wal_replay_segment(struct keel_wal *w, struct wal_replay *rp, size_t 
 	int fd = keel_sys_open(path, last ? O_RDWR : O_RDONLY, 0);
 	if (fd < 0)
 		return keel_err_errno(err, fd, "wal: open %s", path);
-	uint8_t *p = NULL;
-	size_t size = 0;
-	r = wal_read_file(fd, &p, &size);
+	struct wal_win v;
+	const uint8_t *p;
+	r = wal_win_open(&v, fd, rp->chunk);
+	if (!r && v.size >= WAL_HDR_SIZE)
+		r = wal_win_get(&v, 0, WAL_HDR_SIZE, &p);
 	if (r) {
 		keel_err_errno(err, r, "wal: read %s", path);
 		goto out;
 	}
 
-	if (size < WAL_HDR_SIZE || memcmp(p, WAL_MAGIC, 8) != 0 ||
+	if (v.size < WAL_HDR_SIZE || memcmp(p, WAL_MAGIC, 8) != 0 ||
 	    keel_le32(p + WAL_HDR_CRC_OFF) != keel_crc32c(0, p, WAL_HDR_CRC_OFF)) {
 		r = wal_corrupt(w, rp, err, "bad segment header");
 		goto out;
@@ -351,47 +334,64 @@ static int wal_replay_segment(struct keel_wal *w, struct wal_replay *rp, size_t 
 		goto out;
 	}
 
-	size_t off = WAL_HDR_SIZE;
-	enum wal_parse_result pr;
+	uint64_t off = WAL_HDR_SIZE;
+	int pr;
 	const char *why = NULL;
 	for (;;) {
-		struct wal_rec rec;
+		struct wal_srec rec;
 		rp->off = off;
-		pr = wal_parse(p, size, off, &rec, &why);
+		pr = wal_win_parse(&v, off, &rec, &why);
 		if (pr != WAL_REC_OK)
 			break;
 		if (rec.type == WAL_REC_ENTRY) {
-			r = wal_apply_entry(w, rp, seg, &rec, err);
+			r = wal_apply_entry(w, rp, seg, &v, &rec, err);
 		} else if (rec.type == WAL_REC_SNAPSHOT) {
 			r = wal_apply_snapshot(w, rp, &rec, err);
 		} else {
-			const uint8_t *q = rec.payload;
+			const uint8_t *q = rec.head;
 			rp->hs = (struct keel_raft_hard_state){
 				.term = keel_le64(q), .vote = keel_le64(q + 8), .commit = keel_le64(q + 16),
 			};
 			rp->has_hs = true;
+			wal_replay_shed(rp);
 		}
 		if (r)
 			goto out;
 		off += rec.total;
 	}
+	if (pr < 0) {
+		r = keel_err_errno(err, pr, "wal: read %s", path);
+		goto out;
+	}
 
 	/* Past the end (a zero length word or damage) there must be no valid record: a valid
 	 * record there means something in between was lost, never a torn write. */
-	size_t valid = wal_find_valid(p, size, off + WAL_FRAME);
-	if (valid) {
-		if (pr == WAL_REC_BAD)
-			r = wal_corrupt(w, rp, err, "%s, and a valid record follows at offset %zu", why,
-					valid);
-		else
-			r = wal_corrupt(w, rp, err, "records end here, but a valid record follows at offset %zu",
-					valid);
+	uint64_t valid, nz_end;
+	r = wal_win_scan_tail(&v, off, &valid, &nz_end);
+	if (r) {
+		keel_err_errno(err, r, "wal: read %s", path);
 		goto out;
 	}
-	if (pr == WAL_REC_BAD && wal_checksum_ok(p, size, off)) {
-		/* Intact but not understood: not something a torn write produces. */
-		r = wal_corrupt(w, rp, err, "%s, with a valid checksum", why);
+	if (valid) {
+		if (pr == WAL_REC_BAD)
+			r = wal_corrupt(w, rp, err, "%s, and a valid record follows at offset %llu", why,
+					(unsigned long long)valid);
+		else
+			r = wal_corrupt(w, rp, err, "records end here, but a valid record follows at offset %llu",
+					(unsigned long long)valid);
 		goto out;
+	}
+	if (pr == WAL_REC_BAD) {
+		r = wal_win_checksum_ok(&v, off);
+		if (r < 0) {
+			keel_err_errno(err, r, "wal: read %s", path);
+			goto out;
+		}
+		if (r) {
+			/* Intact but not understood: not something a torn write produces. */
+			r = wal_corrupt(w, rp, err, "%s, with a valid checksum", why);
+			goto out;
+		}
 	}
 	if (pr == WAL_REC_BAD && !last) {
 		/* Segments were synced before the next one was created: no torn write here. */
@@ -400,15 +400,15 @@ static int wal_replay_segment(struct keel_wal *w, struct wal_replay *rp, size_t 
 	}
 	if (last) {
 		rp->repair_from = off;
-		rp->repair_to = wal_nonzero_end(p, size, off);
+		rp->repair_to = nz_end;
 		w->fd = fd;
 		fd = -1;
 		w->off = off;
-		w->size = size;
+		w->size = v.size;
 	}
 	r = 0;
 out:
-	keel_free(p);
+	wal_win_free(&v);
 	if (fd >= 0)
 		keel_sys_close(fd);
 	return r;
@@ -1038,7 +1038,10 @@ int keel_wal_open(const char *dir, const struct keel_wal_options *opt, struct ke
 	w->keep_segments = opt ? opt->keep_segments : 0;
 	pthread_mutex_init(&w->lock, NULL);
 	keel_buf_init(&w->buf);
-	struct wal_replay rp = {0};
+	struct wal_replay rp = {
+		.shed = opt && opt->drop_committed_data,
+		.chunk = opt ? opt->replay_chunk : 0,
+	};
 	int r;
 	w->dir = keel_strdup(dir);
 	if (!w->dir) {

@@ -29,6 +29,15 @@ struct keel_wal_options {
 	 * this many segments exist: 0 deletes every covered one (the default), SIZE_MAX none
 	 * (etcd's --max-wals, where 0 means keep them all). */
 	size_t keep_segments;
+	/* Replay reads each segment this many bytes at a time and never holds more of the file
+	 * (a record larger than that has its CRC computed piecewise and its data read into the
+	 * entry's own allocation). 0 selects 1 MiB; tests use tiny ones (at least 64). */
+	size_t replay_chunk;
+	/* Entries at or below the commit index of a hard state replayed after them come back
+	 * without their data (data NULL, len kept), configuration entries excepted: a driver that
+	 * applies committed entries by reading them back (keel_wal_read) needs only their places,
+	 * and replay then holds no more entry data than the uncommitted tail. */
+	bool drop_committed_data;
 };
 
 /* What keel_wal_open() found on disk. The caller owns `entries` and each entry's data and
@@ -37,7 +46,8 @@ struct keel_wal_recovered {
 	struct keel_raft_hard_state hs; /* the last one written */
 	bool has_hs;
 	uint64_t snap_index, snap_term; /* the last SNAPSHOT record; 0, 0 if none */
-	struct keel_raft_entry *entries; /* consecutive, starting at snap_index + 1 */
+	struct keel_raft_entry *entries; /* consecutive, starting at snap_index + 1; see
+					  * drop_committed_data */
 	size_t n_entries;
 };
 
