@@ -154,12 +154,14 @@ int keel_raft_restore(struct keel_raft *r, const struct keel_raft_snapshot_meta 
 		return keel_err_set(err, -EINVAL, "raft: snapshot %llu has an invalid configuration",
 				    (unsigned long long)snap->index);
 	uint64_t prev_index = snap ? snap->index : 0, prev_term = snap ? snap->term : 0;
+	uint64_t no_data = 0; /* the last entry that came without its data */
 	for (size_t i = 0; i < n; i++) {
 		const struct keel_raft_entry *e = &entries[i];
-		if (e->index != prev_index + 1 + i || e->term < (i ? entries[i - 1].term : prev_term) ||
-		    (e->len && !e->data))
+		if (e->index != prev_index + 1 + i || e->term < (i ? entries[i - 1].term : prev_term))
 			return keel_err_set(err, -EINVAL, "raft: entry %zu (index %llu) does not follow the log",
 					    i, (unsigned long long)e->index);
+		if (e->len && !e->data)
+			no_data = e->index;
 	}
 	uint64_t last = prev_index + n;
 	if (hs && hs->commit > last)
@@ -167,6 +169,15 @@ int keel_raft_restore(struct keel_raft *r, const struct keel_raft_snapshot_meta 
 				    (unsigned long long)hs->commit, (unsigned long long)last);
 	uint64_t committed = hs ? KEEL_MAX(hs->commit, prev_index) : prev_index;
 	applied = KEEL_MIN(KEEL_MAX(applied, prev_index), committed);
+	/* Entries without their data: applied ones only, never a configuration change, and only
+	 * with a storage to read them back from. */
+	for (size_t i = 0; no_data && i < n; i++) {
+		const struct keel_raft_entry *e = &entries[i];
+		if (e->len && !e->data && (!r->cfg.read_entries || e->index > applied ||
+					   e->type == KEEL_RAFT_ENTRY_CONF))
+			return keel_err_set(err, -EINVAL, "raft: entry %zu (index %llu) has no data",
+					    i, (unsigned long long)e->index);
+	}
 
 	/* Entries the state machine already holds are stable and applied: with a storage to read
 	 * them back from, those that eviction would drop at once never come into memory (a
@@ -175,6 +186,7 @@ int keel_raft_restore(struct keel_raft *r, const struct keel_raft_snapshot_meta 
 	if (r->cfg.read_entries) {
 		if (last > r->cfg.mem_entries)
 			upto = KEEL_MAX(upto, KEEL_MIN(applied, last - r->cfg.mem_entries));
+		upto = KEEL_MAX(upto, no_data);
 		uint64_t bytes = 0;
 		for (uint64_t i = upto + 1; i <= last; i++)
 			bytes += entries[i - prev_index - 1].len;

@@ -229,8 +229,10 @@ void keel_raft_free(struct keel_raft *r);
  * Entries are copied. `applied` is the index the state machine already holds (the snapshot's, or
  * later if the driver applied committed entries itself): committed entries after it are
  * delivered again through ready. With read_entries, applied entries that would not stay in
- * memory are not copied at all (only their terms are kept). -EINVAL if the pieces do not fit
- * together. */
+ * memory are not copied at all (only their terms are kept); such entries may then also come
+ * without their data (data NULL, len as stored), except configuration entries: the memory window
+ * starts after the last of them, and the core reads them back when a follower needs them.
+ * -EINVAL if the pieces do not fit together. */
 int keel_raft_restore(struct keel_raft *r, const struct keel_raft_snapshot_meta *snap,
 		      const struct keel_raft_entry *entries, size_t n,
 		      const struct keel_raft_hard_state *hs, uint64_t applied, struct keel_err *err);

@@ -390,19 +390,53 @@ static void after_work_cb(uv_work_t *req, int status)
 	pump(n);
 }
 
-/* Apply what recovery left for the loop, freeing each entry as it goes: the state machine grows
- * into the memory the log leaves. */
+/* Apply what recovery left for the loop. Replay kept only the places of the committed entries
+ * (keel_wal_options.drop_committed_data), so their data is read back from the WAL a batch at a
+ * time and freed once applied: the state machine grows into memory the log never took. */
+#define RECOVER_BATCH_BYTES ((size_t)1 << 20)
+
+static void apply_one_recovered(struct keel_node *n, const struct keel_raft_entry *e)
+{
+	n->cfg.sm->apply(n->cfg.sm_ud, e);
+	n->applied = e->index;
+	n->stats.applied++;
+}
+
 static void apply_recovered(struct keel_node *n)
 {
-	for (; n->rec_pos < n->rec_end; n->rec_pos++) {
+	struct keel_err err = {0};
+	int r = 0;
+	while (n->rec_pos < n->rec_end && r == 0) {
 		struct keel_raft_entry *e = &n->rec.entries[n->rec_pos];
-		n->cfg.sm->apply(n->cfg.sm_ud, e);
-		n->applied = e->index;
-		n->stats.applied++;
-		keel_free(e->data);
-		e->data = NULL;
+		if (e->data || !e->len) {
+			apply_one_recovered(n, e);
+			n->rec_pos++;
+			continue;
+		}
+		struct keel_raft_entry *ents;
+		size_t got;
+		void *data;
+		r = keel_wal_read(n->wal, e->index, n->rec.entries[n->rec_end - 1].index,
+				  RECOVER_BATCH_BYTES, &ents, &got, &data, &err);
+		if (r < 0)
+			break;
+		for (size_t i = 0; i < got && r == 0; i++) {
+			const struct keel_raft_entry *want = &n->rec.entries[n->rec_pos];
+			if (ents[i].index != want->index || ents[i].term != want->term) {
+				r = keel_err_set(&err, -KEEL_ECORRUPT,
+						 "wal: entry %" PRIu64 " read back differs from the one replayed",
+						 want->index);
+				break;
+			}
+			apply_one_recovered(n, &ents[i]);
+			n->rec_pos++;
+		}
+		keel_free(ents);
+		keel_free(data);
 	}
 	keel_wal_recovered_free(&n->rec);
+	if (r < 0)
+		fail_node(n, &err);
 }
 
 /* Take the next ready if the disk is idle. Readies with nothing to persist skip the thread pool. */
@@ -722,6 +756,7 @@ static int recover(struct keel_node *n, struct keel_err *err)
 	struct keel_wal_options wo = {
 		.segment_size = n->cfg.wal_segment_size,
 		.keep_segments = n->cfg.max_wal_segments == KEEL_NODE_KEEP_ALL ? SIZE_MAX : n->cfg.max_wal_segments,
+		.drop_committed_data = true, /* apply_recovered reads them back a batch at a time */
 	};
 	int r = keel_wal_open(n->wal_dir, &wo, &n->wal, &rec, err);
 	if (r < 0) {
