@@ -817,6 +817,57 @@ static void raft_window_reads_back_evicted_entries(void **state)
 	free(t);
 }
 
+/* A driver that applied committed entries itself (keel_node after reading them back from the WAL)
+ * may restore them without their data: the memory window starts after the last of them. Never a
+ * configuration change, never one it did not apply, never without a storage to read them from. */
+static void raft_restore_takes_applied_entries_without_data(void **state)
+{
+	struct tstore *t = calloc(1, sizeof(*t));
+	uint8_t confs[3][32];
+	struct keel_raft_entry ents[10];
+	for (int i = 0; i < 3; i++) {
+		struct keel_raft_conf_change cc = {.type = KEEL_RAFT_ADD_VOTER, .node = (keel_raft_id)i + 1};
+		size_t len = keel_raft_conf_change_encode(&cc, confs[i], sizeof(confs[i]));
+		ents[i] = (struct keel_raft_entry){.term = 1, .index = (uint64_t)i + 1,
+						   .type = KEEL_RAFT_ENTRY_CONF, .len = (uint32_t)len, .data = confs[i]};
+	}
+	for (int i = 3; i < 10; i++)
+		ents[i] = (struct keel_raft_entry){.term = 2, .index = (uint64_t)i + 1, .len = 3,
+						   .data = i >= 8 ? "abc" : NULL};
+	struct keel_raft_hard_state hs = {.term = 2, .vote = 1, .commit = 9};
+	struct keel_err err;
+	for (int round = 0; round < 5; round++) {
+		struct keel_raft_config c = cfg_for(1, false, false);
+		if (round != 1) {
+			c.read_entries = tstore_read;
+			c.read_ud = t;
+		}
+		struct keel_raft *r;
+		assert_int_equal(keel_raft_new(&c, NULL, &r, &err), 0);
+		uint64_t applied = round == 2 ? 7 : 8;
+		if (round == 3)
+			ents[1].data = NULL; /* a conf change without its data */
+		if (round == 4)
+			ents[1].data = confs[1];
+		int rc = keel_raft_restore(r, NULL, ents, 10, &hs, applied, &err);
+		if (round == 0 || round == 4) {
+			assert_int_equal(rc, 0);
+			assert_int_equal(keel_raft_conf(r)->n_voters, 3);
+			assert_int_equal(keel_raft_last_index(r), 10);
+			assert_int_equal(keel_raft_mem_first_index(r), 9);
+			assert_non_null(keel_raft_entry_at(r, 9));
+			assert_null(keel_raft_entry_at(r, 8));
+			uint64_t term;
+			assert_true(keel_raft_term_at(r, 5, &term));
+			assert_int_equal(term, 2);
+		} else {
+			assert_int_equal(rc, -EINVAL); /* 1: no storage, 2: 8 not applied, 3: conf */
+		}
+		keel_raft_free(r);
+	}
+	free(t);
+}
+
 /* Out of memory anywhere must surface as an error or a dropped message, never a crash or a
  * broken invariant (ASan/valgrind see leaks). */
 static void raft_allocation_failures_are_survived(void **state)
@@ -875,6 +926,7 @@ int main(void)
 		cmocka_unit_test(raft_steps_between_ready_and_advance_batch_into_next_ready),
 		cmocka_unit_test(raft_allocation_failures_are_survived),
 		cmocka_unit_test(raft_window_reads_back_evicted_entries),
+		cmocka_unit_test(raft_restore_takes_applied_entries_without_data),
 	};
 	return cmocka_run_group_tests_name("raft/core", tests, NULL, NULL);
 }
