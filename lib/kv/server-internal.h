@@ -110,6 +110,9 @@ int kv_auth_members_write(struct keel_http_req *req, void *ud);
 int kv_auth_keys_access(struct keel_kv_server *s, struct keel_http_req *req, const char *key, size_t key_len,
 			bool recursive);
 void kv_auth_apply_entry(struct keel_kv_server *s, const struct keel_raft_entry *e);
+/* The /2 tree may have changed (an applied entry or a snapshot that could touch it): forget the
+ * remembered state of /2/enabled. */
+void kv_auth_tree_changed(struct keel_kv_server *s);
 
 /* server_members.c */
 struct keel_buf;

@@ -410,6 +410,21 @@ static void apply_conf(struct keel_kv_server *s, const struct keel_raft_entry *e
 		kv_member_op_applied(s, req_id);
 }
 
+/* Whether applying req certainly leaves the auth tree (/2) alone: a quorum read, or a change
+ * under /1 (the keys API's namespace) whose path has no "." segment that the store's cleaning
+ * could take elsewhere. Anything else makes the auth code look at /2/enabled again. */
+static bool spares_auth_tree(const struct keel_kv_req *req)
+{
+	if (req->method == KEEL_KV_QGET)
+		return true;
+	if (req->method == KEEL_KV_SYNC || req->path_len < 3 || memcmp(req->path, "/1/", 3) != 0)
+		return false;
+	for (size_t i = 0; i + 1 < req->path_len; i++)
+		if (req->path[i] == '/' && req->path[i + 1] == '.')
+			return false;
+	return true;
+}
+
 static void apply_kv(struct keel_kv_server *s, const struct keel_raft_entry *e)
 {
 	const uint8_t *p = e->data;
@@ -424,6 +439,8 @@ static void apply_kv(struct keel_kv_server *s, const struct keel_raft_entry *e)
 	int r;
 	while ((r = keel_kv_store_apply(s->store, &req, &ev, &kerr)) == -ENOMEM)
 		;
+	if (!spares_auth_tree(&req))
+		kv_auth_tree_changed(s);
 	/* A member's new peer URLs (PUT /v2/members/<id>) reach the transport too. */
 	/* (Decoded strings point into the entry: not NUL-terminated, so lengths throughout.) */
 	static const char prefix[] = "/0/members/", suffix[] = "/raftAttributes";
@@ -460,8 +477,10 @@ static void apply_kv(struct keel_kv_server *s, const struct keel_raft_entry *e)
 static void sm_apply(void *ud, const struct keel_raft_entry *e)
 {
 	struct keel_kv_server *s = ud;
-	if (e->type == KEEL_RAFT_ENTRY_CONF)
+	if (e->type == KEEL_RAFT_ENTRY_CONF) {
 		apply_conf(s, e);
+		kv_auth_tree_changed(s); /* its store writes are under /0, but be sure */
+	}
 	else if (e->len > 0 && ((const uint8_t *)e->data)[0] == KV_ENTRY_AUTH)
 		kv_auth_apply_entry(s, e);
 	else if (e->len > 0)
@@ -490,6 +509,7 @@ static int sm_load(void *ud, struct keel_snap_reader *r, struct keel_err *err)
 {
 	struct keel_kv_server *s = ud;
 	int rc = keel_kv_store_load(s->store, snap_read, r, err);
+	kv_auth_tree_changed(s); /* a failed load may have left the store changed too */
 	if (rc == 0) {
 		kv_removed_reload(s);
 		if (s->node) /* not while keel_node_start recovers: start does this after it */

@@ -68,6 +68,10 @@ struct kv_auth {
 	struct kv_auth_ctx *current; /* the request being redispatched, with what its jobs found */
 	unsigned running;
 	struct kv_auth_job *queue_head, *queue_tail;
+	/* /2/enabled as the last look found it: whether the node exists (for the GET etcd counts)
+	 * and whether it holds "true". Valid until kv_auth_tree_changed, so a request with auth off
+	 * makes no store lookup for it. */
+	bool enabled_known, enabled_found, enabled;
 };
 
 /* A held request's auth state across its jobs and redispatches. */
@@ -547,12 +551,34 @@ static int start_check(struct kv_auth *a, struct keel_http_req *req, const struc
 	return r < 0 ? KV_AUTH_DENY : r;
 }
 
+/* etcd's AuthEnabled() (keel_kv_auth_enabled) from what the last look found; with count, the
+ * GET etcd makes for it is counted as that look would have counted it. */
+static bool auth_enabled(struct kv_auth *a, bool count)
+{
+	struct keel_kv_store *st = a->s->store;
+	if (!a->enabled_known) {
+		struct keel_kv_peek pk;
+		a->enabled_found = keel_kv_store_peek(st, "/2/enabled", strlen("/2/enabled"), false, &pk) == 0;
+		a->enabled = a->enabled_found && keel_kv_auth_enabled(st, false);
+		a->enabled_known = true;
+	}
+	if (count)
+		keel_kv_store_count_get(st, a->enabled_found);
+	return a->enabled;
+}
+
+void kv_auth_tree_changed(struct keel_kv_server *s)
+{
+	if (s->auth)
+		s->auth->enabled_known = false;
+}
+
 /* hasKeyPrefixAccess, one pass. count: count the GETs etcd makes (the second pass). */
 static int keys_access(struct kv_auth *a, struct keel_http_req *req, const char *key, size_t klen, bool recursive,
 		       bool count, struct basic *b, const struct keel_kv_user **user)
 {
 	*b = (struct basic){0};
-	if (!keel_kv_auth_enabled(a->s->store, count))
+	if (!auth_enabled(a, count))
 		return KV_AUTH_ALLOW;
 	bool write = req->method != KEEL_HTTP_GET && req->method != KEEL_HTTP_HEAD;
 	int id = identify(a, req, count, user, b);
@@ -601,7 +627,7 @@ static int root_access_pass(struct kv_auth *a, struct keel_http_req *req, bool c
 			    const struct keel_kv_user **user)
 {
 	*b = (struct basic){0};
-	if (!keel_kv_auth_enabled(a->s->store, count))
+	if (!auth_enabled(a, count))
 		return KV_AUTH_ALLOW;
 	const char *h = keel_http_req_header(req, "Authorization", NULL);
 	int id;
@@ -749,6 +775,7 @@ void kv_auth_apply_entry(struct keel_kv_server *s, const struct keel_raft_entry 
 		return;
 	struct keel_kv_auth_answer ans = {0};
 	int r = keel_kv_auth_apply(s->store, p + 9, e->len - 9, &ans);
+	kv_auth_tree_changed(s);
 	struct kv_wait *w = kv_wait_take(s, keel_le64(p + 1));
 	if (w) {
 		if (w->req && r == 0)

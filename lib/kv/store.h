@@ -197,6 +197,9 @@ struct keel_kv_peek {
 };
 int keel_kv_store_peek(struct keel_kv_store *s, const char *path, size_t path_len, bool count,
 		       struct keel_kv_peek *ret);
+/* Count a Get as a counted peek would have (getsSuccess when found, else getsFail), for a caller
+ * that remembers what an earlier peek found and has not looked again. */
+void keel_kv_store_count_get(struct keel_kv_store *s, bool found);
 
 /* ---- commands: what goes through Raft ------------------------------------------------------ */
 

@@ -227,6 +227,11 @@ int keel_kv_store_peek(struct keel_kv_store *s, const char *path, size_t path_le
 	return r;
 }
 
+void keel_kv_store_count_get(struct keel_kv_store *s, bool found)
+{
+	kv_count(found ? 0 : KEEL_KV_FAILED, &s->stats.gets_success, &s->stats.gets_fail);
+}
+
 /* ---- Set and Create (internalCreate) ------------------------------------------------------ */
 
 struct kv_create_args {
