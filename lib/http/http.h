@@ -214,6 +214,13 @@ int keel_http_error(struct keel_http_req *req, int status, const char *msg);
  * 0, -EALREADY (already held or answered) or -EPIPE. */
 int keel_http_hold(struct keel_http_req *req, keel_http_close_fn on_close, void *ud);
 
+/* keel_http_hold for a request that will be answered within seconds whatever happens (a Raft
+ * proposal with its timeout): the connection is not watched, so a client that leaves is noticed
+ * only when the answer is written, and on_close runs only if the request ends unanswered for
+ * another reason (the server closing). It saves the two epoll_ctl calls that starting and
+ * stopping the watch cost per request. Same returns as keel_http_hold. */
+int keel_http_hold_brief(struct keel_http_req *req, keel_http_close_fn on_close, void *ud);
+
 /* Run the request's route handler again on a held request, from a loop callback (not from
  * inside a keel_http_* call): for a handler that held the request while some work ran
  * elsewhere (a password check on the thread pool) and now decides afresh. During the call the

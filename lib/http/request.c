@@ -293,6 +293,21 @@ static void unwatch(struct keel__http_req *r)
 	}
 }
 
+/* The request is answered: it stops watching, but the socket keeps reading. h2o starts reading
+ * for the next request as soon as the answer is written, and with libuv a stop followed by a
+ * start costs two epoll_ctl calls (a watcher whose events dropped to none is added again: EEXIST,
+ * then MOD), a third of the system calls of a held PUT. Bytes that arrive in between stop the
+ * reading after all (keel__http_watch_on_read) and wait in h2o's buffer for the next request. */
+static void unwatch_answered(struct keel__http_req *r)
+{
+	if (!r->watching)
+		return;
+	r->watching = false;
+	struct keel__http_conn *c = r->conn;
+	if (c && c->watched == r)
+		c->watched = NULL;
+}
+
 static void watch(struct keel__http_req *r)
 {
 	struct keel__http_conn *c = r->conn;
@@ -464,7 +479,7 @@ int keel_http_respond(struct keel_http_req *req, int status, const struct keel_h
 	rc = add_headers(h, headers, n);
 	if (rc)
 		return rc;
-	unwatch(r);
+	unwatch_answered(r);
 	r->state = KEEL__REQ_ENDED;
 	r->notified = true;
 	h->res.status = status;
@@ -524,6 +539,22 @@ int keel_http_hold(struct keel_http_req *req, keel_http_close_fn on_close, void 
 	r->close_ud = ud;
 	r->state = KEEL__REQ_HELD;
 	watch(r);
+	return 0;
+}
+
+int keel_http_hold_brief(struct keel_http_req *req, keel_http_close_fn on_close, void *ud)
+{
+	if (!req)
+		return -EINVAL;
+	struct keel__http_req *r = priv(req);
+	if (r->in_close_cb || r->disposed)
+		return -EPIPE;
+	if (r->state != KEEL__REQ_HANDLER)
+		return r->state == KEEL__REQ_GONE || r->state == KEEL__REQ_ENDED ? -EPIPE : -EALREADY;
+	r->on_close = on_close;
+	r->close_ud = ud;
+	r->state = KEEL__REQ_HELD;
+	detach(r); /* as a watched one: the request's data stays valid whatever h2o does */
 	return 0;
 }
 

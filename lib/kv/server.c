@@ -178,7 +178,7 @@ static void wait_client_gone(struct keel_http_req *req, void *ud)
 void kv_wait_add(struct keel_kv_server *s, struct kv_wait *w)
 {
 	w->deadline_ms = uv_now(s->loop) + KV_REQUEST_TIMEOUT_MS;
-	keel_http_hold(w->req, wait_client_gone, w);
+	keel_http_hold_brief(w->req, wait_client_gone, w); /* answered or timed out within seconds */
 	struct kv_wait **slot = &s->waits[(w->id * 0x9E3779B97F4A7C15ull) >> 54];
 	w->next = *slot;
 	*slot = w;

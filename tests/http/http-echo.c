@@ -9,6 +9,7 @@
  *   /only-get                  GET: "ok"
  *   /hold?ms=N                 held, answered "held N" after N ms
  *   /hold?id=NAME              held until /release?id=NAME (answers {"released": count})
+ *   /hold?...&brief=1          the same with keel_http_hold_brief (the connection is not watched)
  *   /stream?n=K&ms=M&size=S    K chunks "chunk <i>\n" (padded to S bytes), one every M ms;
  *                              with id=NAME it waits for /release?id=NAME before ending
  *   /closes                    {"closes": on_close calls so far, "held": n, "streams": n}
@@ -224,7 +225,8 @@ static int h_hold(struct keel_http_req *req, void *ud)
 	struct pending *p = pending_new(req, id);
 	if (!p)
 		return -ENOMEM;
-	if (keel_http_hold(req, on_req_close, p) < 0) {
+	bool brief = param_uint(req, "brief", 0) != 0;
+	if ((brief ? keel_http_hold_brief : keel_http_hold)(req, on_req_close, p) < 0) {
 		pending_drop(p);
 		return -EIO;
 	}

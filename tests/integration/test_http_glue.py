@@ -541,6 +541,33 @@ def test_held_request_is_answered_later(echo):
     c.close()
 
 
+def test_brief_hold_is_answered_and_the_connection_goes_on(echo):
+    # keel_http_hold_brief: answered later like a hold; the connection then serves the next
+    # request, also one the client pipelined while the first was held.
+    s = raw(echo.port)
+    s.sendall(b"GET /hold?ms=200&brief=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /echo?after=brief HTTP/1.1\r\nHost: x\r\n\r\n")
+    r = read_response(s)
+    assert r.status == 200 and r.read() == b"held 200"
+    assert json.loads(read_response(s).read())["query"] == [["after", "brief"]]
+    s.sendall(b"GET /hold?ms=50&brief=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(s).read() == b"held 50"
+    s.close()
+    assert echo.closes() == {"closes": 0, "held": 0, "streams": 0}
+
+
+def test_brief_hold_of_a_client_that_left_is_answered_into_the_void(echo):
+    # The connection is not watched: the client's leaving is not reported (no on_close); the
+    # answer is written to a closed socket, which ends the connection, and nothing leaks.
+    s = raw(echo.port)
+    s.sendall(b"GET /hold?ms=300&brief=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+    echo.wait_closes(lambda c: c["held"] == 1)
+    s.close()
+    time.sleep(0.1)
+    assert echo.closes() == {"closes": 0, "held": 1, "streams": 0}
+    echo.wait_closes(lambda c: c["held"] == 0, timeout=3)
+    assert echo.closes()["closes"] == 0
+
+
 def test_held_request_answered_by_another_request(echo):
     s = raw(echo.port)
     s.sendall(b"GET /hold?id=t1 HTTP/1.1\r\nHost: x\r\n\r\n")
