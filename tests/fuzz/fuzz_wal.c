@@ -7,8 +7,11 @@
  *
  * Properties: keel_wal_open never crashes or leaks; if it succeeds, the entries are consecutive
  * from snap_index + 1 with non-decreasing terms; and the WAL it repaired takes an append that a
- * second open then returns along with everything the first open returned. */
+ * second open then returns along with everything the first open returned. A copy of the same
+ * files replayed through a small window (replay_chunk 64-568 bytes, from the flag byte's upper
+ * bits) gives the same result or the same error code. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -120,22 +123,46 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (flags & 2)
 		fix_crcs(body, size);
 
-	char dir[] = "/tmp/keel-fuzz-wal-XXXXXX";
-	if (!mkdtemp(dir))
+	char dir[] = "/tmp/keel-fuzz-wal-XXXXXX", small[] = "/tmp/keel-fuzz-wal-XXXXXX";
+	if (!mkdtemp(dir) || !mkdtemp(small))
 		abort();
-	if (flags & 1) {
-		split = size ? split % size : 0;
-		write_segment(dir, 0, body, split, 0);
-		write_segment(dir, 1, body + split, size - split, 1024);
-	} else {
-		write_segment(dir, 0, body, size, 1024);
+	split = size ? split % size : 0;
+	for (int k = 0; k < 2; k++) {
+		const char *d = k ? small : dir;
+		if (flags & 1) {
+			write_segment(d, 0, body, split, 0);
+			write_segment(d, 1, body + split, size - split, 1024);
+		} else {
+			write_segment(d, 0, body, size, 1024);
+		}
 	}
 
 	struct keel_wal_options opt = {.segment_size = 64 << 10};
 	struct keel_wal *w = NULL;
-	struct keel_wal_recovered rec;
+	struct keel_wal_recovered rec, srec;
 	struct keel_err err = {0};
-	if (keel_wal_open(dir, &opt, &w, &rec, &err) == 0) {
+	struct keel_wal_options sopt = {.segment_size = 64 << 10, .replay_chunk = 64 + (size_t)(flags >> 2) * 8};
+	int sr = keel_wal_open(small, &sopt, &w, &srec, &err);
+	if (sr == 0)
+		keel_wal_close(w);
+	int r = keel_wal_open(dir, &opt, &w, &rec, &err);
+	if (r != sr && r != -ENOMEM && sr != -ENOMEM) {
+		fprintf(stderr, "replay with a %zu-byte window: %d, whole: %d\n", sopt.replay_chunk, sr, r);
+		abort();
+	}
+	if (r == 0 && sr == 0) {
+		if (srec.n_entries != rec.n_entries || srec.snap_index != rec.snap_index ||
+		    srec.snap_term != rec.snap_term || srec.has_hs != rec.has_hs ||
+		    memcmp(&srec.hs, &rec.hs, sizeof(rec.hs)) != 0)
+			abort();
+		for (size_t i = 0; i < rec.n_entries; i++)
+			if (!same_entry(&srec.entries[i], &rec.entries[i]))
+				abort();
+	}
+	if (sr == 0)
+		keel_wal_recovered_free(&srec);
+	remove_dir(small);
+	if (r == 0) {
 		check_log(&rec);
 		uint64_t last = rec.n_entries ? rec.entries[rec.n_entries - 1].index : rec.snap_index;
 		uint64_t term = rec.n_entries ? rec.entries[rec.n_entries - 1].term : rec.snap_term;
