@@ -227,8 +227,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	char idhex[17], cidhex[17];
-	snprintf(idhex, sizeof(idhex), "%" PRIx64, self->id);
-	snprintf(cidhex, sizeof(cidhex), "%" PRIx64, cluster.id);
+	snprintf(idhex, sizeof(idhex), "%" PRIx64, keel_kv_server_member_id(server));
+	snprintf(cidhex, sizeof(cidhex), "%" PRIx64, keel_kv_server_cluster_id(server));
 	keel_log(KEEL_LOG_INFO, "serving", KEEL_LF_STR("name", f.name), KEEL_LF_STR("member-id", idhex),
 		 KEEL_LF_STR("cluster-id", cidhex), KEEL_LF_STR("data-dir", f.data_dir),
 		 KEEL_LF_STR("client-url", f.listen_client_urls[0]));

@@ -81,4 +81,7 @@ uint64_t keel_kv_cluster_id(const uint64_t *ids, size_t n);
 
 int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cfg,
 			 struct keel_kv_server **ret, struct keel_err *err);
+/* The ids this member runs with: from its flags, or (a member that joined) from its peers. */
+uint64_t keel_kv_server_member_id(const struct keel_kv_server *s);
+uint64_t keel_kv_server_cluster_id(const struct keel_kv_server *s);
 void keel_kv_server_stop(struct keel_kv_server *s, void (*cb)(void *ud), void *ud);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/jw.h"
 #include "base/mem.h"
 #include "base/str.h"
@@ -262,11 +263,13 @@ int kv_handle_members_add(struct keel_http_req *req, void *ud)
 		keel_buf_free(&attrs);
 		return member_error(s, req, 400, BAD_PEER_URLS);
 	}
-	/* The id hashes the sorted URLs and the cluster token, as for the initial members, so the
-	 * new member computes it from its own flags. (etcd hashes the time instead of the token
-	 * and the new member asks its peers for its id; keel-kv's peers have no such query yet.)
-	 * An id is never used again once removed, so a replacement needs another peer URL. */
-	uint64_t id = kv_member_id_for((char *const *)urls, (size_t)n, s->cfg.cluster_token);
+	/* etcd's v2 members handler: membership.NewMember("", peerURLs, "", &now), so the id hashes
+	 * the sorted URLs and the time in seconds. The new member learns it from its peers when it
+	 * starts (server_join.c), and a member added again on the same peer URL after a removal gets
+	 * a new id (one added within the same second gets the old one, and is refused as in etcd). */
+	char secs[24];
+	snprintf(secs, sizeof(secs), "%" PRId64, (int64_t)(keel_wall_ns() / 1000000000));
+	uint64_t id = kv_member_id_for((char *const *)urls, (size_t)n, secs);
 	const char *conflict = NULL;
 	for (int i = 0; i < n && !conflict; i++)
 		if (kv_peer_url_taken(s, urls[i], 0))

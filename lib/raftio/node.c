@@ -539,6 +539,14 @@ static bool peer_is_removed(void *ud, keel_raft_id id)
 	return n->cfg.sm->is_removed(n->cfg.sm_ud, id);
 }
 
+static int peer_query(void *ud, struct keel_buf *out)
+{
+	struct keel_node *n = ud;
+	if (n->failed || n->stopping)
+		return -KEEL_ESTOPPED;
+	return n->cfg.sm->on_query(n->cfg.sm_ud, out);
+}
+
 /* A peer says the cluster removed this node: it must stop for good, as etcd's member does when
  * its peers answer 410 Gone. */
 static void on_removed(void *ud, keel_raft_id told_by)
@@ -824,6 +832,7 @@ int keel_node_start(uv_loop_t *loop, const struct keel_node_config *cfg, struct 
 		.on_snapshot_sent = on_snapshot_sent, .ud = n,
 		.more_listen = cfg->more_listen, .n_more_listen = cfg->n_more_listen,
 		.is_removed = cfg->sm->is_removed ? peer_is_removed : NULL, .on_removed = on_removed,
+		.on_query = cfg->sm->on_query ? peer_query : NULL,
 	};
 	r = keel_transport_start(loop, &tc, &n->tr, err);
 	if (r < 0) {

@@ -19,6 +19,7 @@
 
 struct keel_node;
 struct keel_transport_listen;
+struct keel_buf;
 
 #define KEEL_NODE_KEEP_ALL UINT32_MAX
 
@@ -48,6 +49,9 @@ struct keel_node_sm {
 	 * that list: it must survive snapshots). Peers that were removed are told so when they
 	 * talk to this node, and stop (etcd's peers answer them HTTP 410 Gone). */
 	bool (*is_removed)(void *ud, keel_raft_id id);
+	/* Optional: answer a peer's QUERY (keel_transport_query; keel-kv: a joining member asks
+	 * for the cluster id and the members). Append the answer to out; 0 or negative. */
+	int (*on_query)(void *ud, struct keel_buf *out);
 };
 
 struct keel_node_config {

@@ -916,6 +916,33 @@ static int inbound_snap_end(struct conn *c, const struct keel_frame *f)
 	return r;
 }
 
+/* A QUERY instead of a HELLO: answer it in one ANSWER frame and ignore the rest of the
+ * connection (the dialer hangs up once it has read the answer). */
+static int inbound_query(struct conn *c, const struct keel_frame *f)
+{
+	struct keel_transport *t = c->t;
+	uint64_t cid;
+	uint32_t version;
+	if (keel_frame_query_decode(f, &cid, &version) < 0 || cid != t->cfg.cluster_id ||
+	    version != KEEL_FRAME_PROTOCOL_VERSION || !t->cfg.on_query)
+		return -EPROTO;
+	struct keel_buf answer = KEEL_BUF_INIT, b = KEEL_BUF_INIT;
+	int r = t->cfg.on_query(t->cfg.ud, &answer);
+	if (r == 0)
+		r = keel_frame_append(&b, KEEL_FRAME_ANSWER, answer.data, answer.len);
+	keel_buf_free(&answer);
+	if (r < 0) {
+		keel_buf_free(&b);
+		return r;
+	}
+	c->refused = true; /* nothing more is read from it */
+	size_t len;
+	char *data = keel_buf_steal(&b, &len);
+	uv_buf_t buf = uv_buf_init(data, (unsigned)len);
+	conn_write(c, &buf, 1, NULL); /* closes the connection itself if that fails */
+	return 0;
+}
+
 /* One frame the parser accepted (so it is in order and sized right for its kind). Negative:
  * close the connection. */
 static int inbound_frame(struct conn *c, const struct keel_frame *f)
@@ -926,6 +953,8 @@ static int inbound_frame(struct conn *c, const struct keel_frame *f)
 		return 0;
 	}
 	switch (f->kind) {
+	case KEEL_FRAME_QUERY:
+		return inbound_query(c, f);
 	case KEEL_FRAME_HELLO:
 		return inbound_hello(c, f);
 	case KEEL_FRAME_MSG:

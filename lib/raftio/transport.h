@@ -52,6 +52,7 @@
 
 #include <uv.h>
 
+#include "base/buf.h"
 #include "base/errors.h"
 #include "raft/raft.h"
 
@@ -112,8 +113,28 @@ struct keel_transport_config {
 	/* Optional: a peer told us (REMOVED) that we were removed from the cluster. The outgoing
 	 * connection to it is closed (and redialled as usual: each redial may tell us again). */
 	void (*on_removed)(void *ud, keel_raft_id told_by);
+	/* Optional: a connection opened with a QUERY (keel_transport_query: a member joining the
+	 * cluster asks who is in it). Append the answer to out (0), or fail (negative: the
+	 * connection is closed unanswered). The answer goes back in one ANSWER frame. */
+	int (*on_query)(void *ud, struct keel_buf *out);
 	void *ud;
 };
+
+/* Ask a node what its on_query answers, synchronously (for a program about to start, before it
+ * runs its loop). Dials host:port (numeric), over TLS when cert_file and key_file are set
+ * (verifying the acceptor against ca_file when set), sends a QUERY with cluster_id and waits
+ * for the ANSWER; the whole exchange is bounded by timeout_ms. The answer (NUL-terminated,
+ * keel_malloc'd) goes to *ret and its length to *ret_len. -ETIMEDOUT, -ECONNREFUSED and other
+ * -errno, -EPROTO (the acceptor closed without answering, or sent something else), -ENOMEM. */
+struct keel_transport_query_opts {
+	const char *host;
+	uint16_t port;
+	uint64_t cluster_id;
+	const char *cert_file, *key_file, *ca_file;
+	unsigned timeout_ms;
+};
+int keel_transport_query(const struct keel_transport_query_opts *o, char **ret, size_t *ret_len,
+			 struct keel_err *err);
 
 struct keel_transport;
 
