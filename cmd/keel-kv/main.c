@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "base/fault.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
@@ -136,6 +137,12 @@ int main(int argc, char **argv)
 	}
 	setup_logging(&f);
 	keel_mem_use_for_jansson();
+	/* Fault injection for tests (lib/base/fault.h), as tests/raftd: e.g. KEEL_FAULT=rename:1:-1:EACCES. */
+	if (keel_fault_parse(getenv("KEEL_FAULT")) < 0) {
+		fprintf(stderr, "keel-kv: bad KEEL_FAULT spec\n");
+		kv_flags_free(&f);
+		return 2;
+	}
 
 	struct kv_cluster cluster = {0};
 	int rc = 0;

@@ -968,6 +968,8 @@ static int handle_metrics(struct keel_http_req *req, void *ud)
 		{"etcd_disk_wal_fsync_total", "counter", "The number of fdatasyncs of the WAL.", st.syncs},
 		{"etcd_debugging_store_watchers", "gauge", "Count of currently active watchers.", watchers},
 		{"etcd_debugging_snap_save_total_count", "counter", "Snapshots taken.", st.snapshots_taken},
+		{"keel_snap_save_failures_total", "counter", "Snapshots that could not be saved (each is logged).",
+		 st.snapshot_failures},
 		{"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
 		 (uint64_t)pages * 4096},
 	};

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "raftio/transport.h"
 #include "raftio/wal.h"
 
 #define SNAPSHOT_FILES_KEPT 5 /* etcd's --max-snapshots default */
+#define SNAPSHOT_RETRY_MS 1000 /* after a snapshot failed */
 
 struct pending {
 	uint64_t index, term;
@@ -84,6 +86,7 @@ struct keel_node {
 
 	bool failed, stopping;
 	unsigned outside_ticks; /* see probe_if_removed */
+	uint64_t snap_retry_ms; /* a snapshot failed: no new attempt before this */
 	unsigned open_handles;
 	void (*stop_cb)(void *);
 	void *stop_ud;
@@ -345,9 +348,22 @@ static void finish_ready(struct keel_node *n)
 			send_msg(n, &rd->msgs[i]);
 	keel_raft_advance(n->raft, rd);
 
-	if (n->cfg.snapshot_count && n->applied >= n->snap.index + n->cfg.snapshot_count) {
-		if (take_snapshot(n, &err) < 0 && keel_wal_failed(n->wal))
+	if (n->cfg.snapshot_count && n->applied >= n->snap.index + n->cfg.snapshot_count &&
+	    uv_now(n->loop) >= n->snap_retry_ms) {
+		int r = take_snapshot(n, &err);
+		if (r < 0 && keel_wal_failed(n->wal)) {
 			fail_node(n, &err);
+		} else if (r < 0) {
+			/* The log keeps growing but nothing is lost: say so, and try again in a
+			 * second rather than on every ready. */
+			n->stats.snapshot_failures++;
+			n->snap_retry_ms = uv_now(n->loop) + SNAPSHOT_RETRY_MS;
+			keel_log(KEEL_LOG_ERROR, "cannot save a snapshot; retrying", KEEL_LF_STR("dir", n->snap_dir),
+				 KEEL_LF_INT("index", n->applied), KEEL_LF_INT("errno", -r),
+				 KEEL_LF_STR("error", err.msg));
+		} else {
+			n->snap_retry_ms = 0;
+		}
 	}
 }
 

@@ -138,6 +138,7 @@ struct keel_node_stats {
 	uint64_t entries_synced;   /* entries written by them */
 	uint64_t applied;
 	uint64_t snapshots_taken, snapshots_sent, snapshots_received;
+	uint64_t snapshot_failures;           /* snapshots that could not be saved (logged as errors) */
 	uint64_t wal_reads, wal_read_entries; /* entries read back from the WAL for followers */
 	uint64_t wal_read_failures;           /* reads that failed, or found the entries compacted */
 };
