@@ -849,6 +849,10 @@ int keel_node_start(uv_loop_t *loop, const struct keel_node_config *cfg, struct 
 		.more_listen = cfg->more_listen, .n_more_listen = cfg->n_more_listen,
 		.is_removed = cfg->sm->is_removed ? peer_is_removed : NULL, .on_removed = on_removed,
 		.on_query = cfg->sm->on_query ? peer_query : NULL,
+		/* etcd dials peers with a 1 s timeout; an election timeout if that is longer. Data
+		 * unacknowledged for 5 s (two election timeouts if longer) closes a connection. */
+		.connect_timeout_ms = KEEL_MAX(1000u, n->cfg.tick_ms * n->cfg.election_ticks),
+		.io_timeout_ms = KEEL_MAX(5000u, 2 * n->cfg.tick_ms * n->cfg.election_ticks),
 	};
 	r = keel_transport_start(loop, &tc, &n->tr, err);
 	if (r < 0) {

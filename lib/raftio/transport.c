@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -530,6 +531,12 @@ static void conn_setup_socket(struct conn *c)
 	 * best effort. */
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_SECS);
+	/* Unacknowledged data (or keepalive probes) for longer than this: the peer is gone or
+	 * cut off; the kernel closes the connection and we redial (best effort too). */
+	uv_os_fd_t fd;
+	unsigned ms = c->t->cfg.io_timeout_ms;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 }
 
 /* Outgoing connection established (TLS included): say HELLO, then let the queue go. */
@@ -1172,6 +1179,8 @@ int keel_transport_start(uv_loop_t *loop, const struct keel_transport_config *cf
 		t->cfg.backoff_max_ms = t->cfg.backoff_min_ms;
 	if (!t->cfg.connect_timeout_ms)
 		t->cfg.connect_timeout_ms = KEEL_TRANSPORT_CONNECT_TIMEOUT_MS;
+	if (!t->cfg.io_timeout_ms)
+		t->cfg.io_timeout_ms = KEEL_TRANSPORT_IO_TIMEOUT_MS;
 	if (!t->cfg.max_queue_bytes)
 		t->cfg.max_queue_bytes = KEEL_TRANSPORT_MAX_QUEUE_BYTES;
 	int r = dup_opt(cfg->listen_host, &t->listen_host);

@@ -59,6 +59,7 @@
 #define KEEL_TRANSPORT_BACKOFF_MIN_MS 50
 #define KEEL_TRANSPORT_BACKOFF_MAX_MS 2000
 #define KEEL_TRANSPORT_CONNECT_TIMEOUT_MS 5000
+#define KEEL_TRANSPORT_IO_TIMEOUT_MS 5000
 #define KEEL_TRANSPORT_MAX_QUEUE_BYTES ((size_t)64 << 20)
 /* Accepted connections beyond this many are closed at once (a node has a handful of peers;
  * more means something is wrong, and each may buffer up to a frame of 16 MiB). */
@@ -89,6 +90,11 @@ struct keel_transport_config {
 
 	unsigned backoff_min_ms, backoff_max_ms; /* reconnect backoff; 0: 50 / 2000 */
 	unsigned connect_timeout_ms;             /* 0: 5000 */
+	/* A connection whose written data stays unacknowledged this long is closed (and
+	 * redialled): TCP_USER_TIMEOUT, so a peer behind a partition is given up in seconds rather
+	 * than after TCP's retransmission backoff, which after 15 s lost waits ~10 s more before
+	 * it tries again. 0: 5000 (etcd's peer read/write timeouts are 5 s). */
+	unsigned io_timeout_ms;
 	size_t max_queue_bytes; /* per peer; beyond it messages are dropped; 0: 64 MiB */
 
 	/* A message arrived from a peer (its `from` is the sender its connection said HELLO as,
