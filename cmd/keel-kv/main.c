@@ -216,6 +216,7 @@ int main(int argc, char **argv)
 		.heartbeat_ms = (unsigned)f.heartbeat_interval, .election_ms = (unsigned)f.election_timeout,
 		.snapshot_count = f.snapshot_count, .max_request_bytes = f.max_request_bytes,
 		.watch_timeout_ms = (uint64_t)(f.watch_timeout_ns / 1000000),
+		.strict_reconfig_check = f.strict_reconfig_check,
 		.on_fatal = on_fatal, .on_removed = on_removed,
 	};
 	signal(SIGPIPE, SIG_IGN);

@@ -56,6 +56,9 @@ struct keel_kv_server_config {
 	uint64_t snapshot_count;
 	size_t max_request_bytes;
 	uint64_t watch_timeout_ms;       /* 0: etcd's 5 minutes */
+	/* --strict-reconfig-check: refuse a member add or remove that would leave too few
+	 * members started and connected to this one (etcd's mayAddMember, mayRemoveMember). */
+	bool strict_reconfig_check;
 	/* Optional: the node stopped for good (its disk failed). */
 	void (*on_fatal)(void *ud, const char *why);
 	/* Optional: this member was removed from the cluster (it applied its own removal, or a

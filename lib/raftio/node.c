@@ -576,6 +576,11 @@ static void on_removed(void *ud, keel_raft_id told_by)
 	fail_node(n, &err);
 }
 
+uint64_t keel_node_peer_active_since(const struct keel_node *n, keel_raft_id id)
+{
+	return n->tr && !n->stopping ? keel_transport_active_since(n->tr, id) : 0;
+}
+
 void keel_node_remove_peer(struct keel_node *n, keel_raft_id id)
 {
 	if (id != n->cfg.id && n->tr)

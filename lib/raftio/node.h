@@ -122,6 +122,9 @@ int keel_node_transfer_leader(struct keel_node *n, keel_raft_id to);
 
 /* Tell the transport where a member is (for members added later). */
 int keel_node_set_peer(struct keel_node *n, keel_raft_id id, const char *host, uint16_t port);
+/* Since when (loop time, uv_now in ms) this node and the peer are connected both ways; 0 when
+ * they are not (keel_transport_active_since). */
+uint64_t keel_node_peer_active_since(const struct keel_node *n, keel_raft_id id);
 /* Forget a member's address (it was removed): nothing is sent to it any more. */
 void keel_node_remove_peer(struct keel_node *n, keel_raft_id id);
 

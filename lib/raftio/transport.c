@@ -99,6 +99,7 @@ struct conn {
 	/* inbound only */
 	struct conn *prev, *next;
 	keel_raft_id sender; /* from HELLO; 0 before */
+	uint64_t hello_at;   /* loop time of the HELLO */
 	struct snap_rx rx;
 
 	char rbuf[READ_BUF_LEN];
@@ -832,6 +833,7 @@ static int inbound_hello(struct conn *c, const struct keel_frame *f)
 	    h.sender == 0 || h.version != KEEL_FRAME_PROTOCOL_VERSION)
 		return -EPROTO;
 	c->sender = h.sender;
+	c->hello_at = uv_now(t->loop);
 	/* A sender keeps one connection to us: an older one from it is a leftover that has not
 	 * noticed yet that the sender gave up on it. Its snapshot writer goes now, not in the
 	 * close callback: a transfer of the same snapshot may follow on this connection at once,
@@ -1308,6 +1310,22 @@ static void peer_remove(struct peer *p)
 	uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 	if (p->conn)
 		conn_close(p->conn);
+}
+
+uint64_t keel_transport_active_since(const struct keel_transport *t, keel_raft_id id)
+{
+	const struct peer *p = peer_find((struct keel_transport *)t, id);
+	if (!p || !p->conn || !p->conn->ready || p->conn->closing)
+		return 0;
+	uint64_t since = p->conn->ready_at;
+	bool in = false;
+	for (const struct conn *c = t->inbound; c; c = c->next) {
+		if (c->sender == id && !c->closing && !c->refused) {
+			in = true;
+			since = KEEL_MAX(since, c->hello_at);
+		}
+	}
+	return in ? KEEL_MAX(since, 1) : 0;
 }
 
 void keel_transport_remove_peer(struct keel_transport *t, keel_raft_id id)

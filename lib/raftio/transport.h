@@ -166,6 +166,11 @@ uint16_t keel_transport_port(const struct keel_transport *t);
 int keel_transport_set_peer(struct keel_transport *t, keel_raft_id id, const char *host,
 			    uint16_t port);
 
+/* Since when (loop time, uv_now) both directions with peer id are up: our connection to it
+ * is established and it has said HELLO on one to us. 0 when either is missing (etcd's
+ * ActiveSince, which --strict-reconfig-check consults). */
+uint64_t keel_transport_active_since(const struct keel_transport *t, keel_raft_id id);
+
 /* Forget a peer: its connection is closed and what was queued for it is dropped without any
  * callback. Unknown ids are ignored. */
 void keel_transport_remove_peer(struct keel_transport *t, keel_raft_id id);

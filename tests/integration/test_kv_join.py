@@ -9,7 +9,7 @@ import shutil
 import time
 
 from keelharness import free_ports
-from test_kv_etcdctl import Member, etcdctl, http, http_json, start_cluster, wait_healthy
+from test_kv_etcdctl import Member, etcdctl_reconfig, http, http_json, retry_reconfig, start_cluster, wait_healthy
 from test_kv_members import member_argv, wait_exit
 
 
@@ -45,7 +45,7 @@ def test_joined_member_reports_the_clusters_id_and_rejoins_on_the_same_url(daemo
 
     client_port, peer_port = free_ports(2)
     new = Member("m4", client_port, peer_port)
-    out = etcdctl(members[1], "member", "add", "m4", new.peer_url).stdout
+    out = etcdctl_reconfig(members[1], "member", "add", "m4", new.peer_url).stdout
     first_id = re.search(r"Added member named m4 with ID (\w+) to cluster", out).group(1)
     initial = re.search(r'ETCD_INITIAL_CLUSTER="([^"]+)"', out).group(1)
     argv = member_argv(build_dir, tmp_path, new, initial, "--initial-cluster-state", "existing")
@@ -68,12 +68,12 @@ def test_joined_member_reports_the_clusters_id_and_rejoins_on_the_same_url(daemo
 
     # Removed, its data wiped, added again on the same peer URL: a new id (etcd hashes the
     # time into it), and it joins and serves.
-    out = etcdctl(members[0], "member", "remove", first_id).stdout
+    out = etcdctl_reconfig(members[0], "member", "remove", first_id).stdout
     assert f"Removed member {first_id} from cluster" in out
     assert wait_exit(new.proc) == 0
     shutil.rmtree(tmp_path / "m4.etcd")
     time.sleep(1.1)  # the id hashes the time in seconds: etcd refuses a re-add within the same second too
-    status, _, body = http_json(members[0], "POST", "/v2/members", {"peerURLs": [new.peer_url]})
+    status, _, body = retry_reconfig(lambda: http_json(members[0], "POST", "/v2/members", {"peerURLs": [new.peer_url]}))
     assert status == 201, body
     second_id = json.loads(body)["id"]
     assert second_id != first_id

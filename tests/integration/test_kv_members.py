@@ -7,7 +7,8 @@ import re
 import time
 
 from keelharness import free_ports
-from test_kv_etcdctl import FAST, Member, etcdctl, http, http_json, keel_kv, start_cluster, wait_healthy
+from test_kv_etcdctl import (FAST, Member, etcdctl, etcdctl_reconfig, http, http_json, keel_kv, retry_reconfig,
+                             start_cluster, wait_healthy)
 
 REMOVED_LINE = "the member has been permanently removed from the cluster"
 
@@ -52,7 +53,7 @@ def test_member_add_update_remove_through_a_follower(daemons, build_dir, tmp_pat
     # etcdctl member add, sent to a follower: it prints what the new member needs.
     client_port, peer_port = free_ports(2)
     new = Member("m4", client_port, peer_port)
-    out = etcdctl(follower, "member", "add", "m4", new.peer_url).stdout
+    out = etcdctl_reconfig(follower, "member", "add", "m4", new.peer_url).stdout
     added = re.search(r"Added member named m4 with ID (\w+) to cluster", out)
     assert added, out
     new_id = added.group(1)
@@ -98,7 +99,7 @@ def test_member_add_update_remove_through_a_follower(daemons, build_dir, tmp_pat
     assert (status, json.loads(body)) == (404, {"message": "No such member: 123abc"})
 
     # Removal through a follower: the running member learns it from its peers and exits 0.
-    out = etcdctl(follower, "member", "remove", new_id).stdout
+    out = etcdctl_reconfig(follower, "member", "remove", new_id).stdout
     assert f"Removed member {new_id} from cluster" in out
     assert wait_exit(new.proc) == 0
     log = new.proc.log_text()
@@ -120,7 +121,7 @@ def test_removed_leader_applies_its_removal_and_exits(daemons, build_dir, tmp_pa
     leader_id = members_by_name(follower)[leader.name]["id"]
     put(follower, "k", "v")
     # Sent to the leader itself: it answers before it stops (etcd waits 10 ticks for that).
-    status, _, body = http(leader, "DELETE", f"/v2/members/{leader_id}")
+    status, _, body = retry_reconfig(lambda: http(leader, "DELETE", f"/v2/members/{leader_id}"))
     assert status == 204 and body == ""
     assert wait_exit(leader.proc) == 0
     log = leader.proc.log_text()
@@ -148,7 +149,7 @@ def test_member_removed_while_down_is_told_when_it_returns(daemons, build_dir, t
     gone_id = members_by_name(members[0])[gone.name]["id"]
     gone.proc.stop()
     before = put(members[0], "k", "1")
-    status, _, _ = http(members[0], "DELETE", f"/v2/members/{gone_id}")
+    status, _, _ = retry_reconfig(lambda: http(members[0], "DELETE", f"/v2/members/{gone_id}"))
     assert status == 204
     # As in etcd, a removal takes two store writes (the member, then /0/removed_members).
     assert put(members[0], "k", "2") == before + 3
@@ -165,7 +166,7 @@ def test_member_removed_while_down_is_told_when_it_returns(daemons, build_dir, t
     leader = leader_of(members[:2])
     quitter = next(m for m in members[:2] if m is not leader)
     quitter_id = members_by_name(leader)[quitter.name]["id"]
-    status, _, body = http(quitter, "DELETE", f"/v2/members/{quitter_id}")
+    status, _, body = retry_reconfig(lambda: http(quitter, "DELETE", f"/v2/members/{quitter_id}"))
     assert status == 204, body
     assert wait_exit(quitter.proc) == 0
     assert re.search(r'how="member [0-9a-f]+ says so"', quitter.proc.log_text())
