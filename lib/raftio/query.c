@@ -94,7 +94,7 @@ static int q_write(struct qconn *q, const uint8_t *data, size_t len)
 	return 0;
 }
 
-/* Some bytes (> 0), 0 at EOF, or -errno. */
+/* Some bytes (> 0), 0 when the acceptor hung up (EOF or reset), or -errno. */
 static ssize_t q_read(struct qconn *q, uint8_t *buf, size_t len)
 {
 	for (;;) {
@@ -105,8 +105,8 @@ static ssize_t q_read(struct qconn *q, uint8_t *buf, size_t len)
 			if (SSL_get_error(q->ssl, r) == SSL_ERROR_ZERO_RETURN)
 				return 0;
 			int w = ssl_wait(q, r);
-			if (w < 0)
-				return w == -EPROTO ? 0 : w;
+			if (w < 0) /* a close_notify or a reset: the acceptor hung up */
+				return w == -EPROTO || w == -ECONNRESET ? 0 : w;
 			continue;
 		}
 		ssize_t n = recv(q->fd, buf, len, 0);
@@ -114,6 +114,8 @@ static ssize_t q_read(struct qconn *q, uint8_t *buf, size_t len)
 			return n;
 		if (errno == EINTR)
 			continue;
+		if (errno == ECONNRESET)
+			return 0; /* hung up with our QUERY unread: the same as closing */
 		if (errno != EAGAIN)
 			return -errno;
 		int w = wait_fd(q->fd, POLLIN, q->deadline);
