@@ -194,7 +194,6 @@ static int ask_peers(struct keel_kv_server *s, const struct keel_kv_member_cfg *
 	int64_t deadline = mono_ms() + JOIN_DEADLINE_MS;
 	struct keel_err last;
 	keel_err_set(&last, -ENOENT, "no other member in --initial-cluster to ask");
-	bool listed_elsewhere = false;
 	do {
 		for (size_t i = 0; i < s->cfg.n_members; i++) {
 			const struct keel_kv_member_cfg *m = &s->cfg.members[i];
@@ -230,14 +229,12 @@ static int ask_peers(struct keel_kv_server *s, const struct keel_kv_member_cfg *
 				}
 				if (r != -ENOENT && r != -EINVAL)
 					return r;
-				listed_elsewhere = listed_elsewhere || r == -ENOENT;
 				keel_err_set(&last, r, "%s does not list a member with this member's peer URLs",
 					     m->peer_urls[u]);
 			}
 		}
 		sleep_ms(300);
 	} while (mono_ms() < deadline);
-	(void)listed_elsewhere;
 	return keel_err_set(err, last.code ? last.code : -ENOENT,
 			    "cannot fetch cluster info from peer urls (add this member first with \"etcdctl member "
 			    "add\", and give it the --initial-cluster that prints): %s", last.msg);

@@ -287,10 +287,10 @@ static bool may_remove_member(struct keel_kv_server *s, uint64_t id)
 	/* A member that is down is no part of the active quorum: removing it is safe. */
 	if (id != s->cfg.member_id && !keel_node_peer_active_since(s->node, id))
 		return true;
-	uint32_t active = 0;
+	int active = 0;
 	for (uint32_t i = 0; i < c->n_voters; i++)
 		active += connected_long_enough(s, c->voters[i]);
-	if (active - 1 < 1 + (c->n_voters - 1) / 2)
+	if (active - 1 < 1 + ((int)c->n_voters - 1) / 2)
 		return refuse_reconfig("rejecting member remove request; local member has not been connected to all "
 				       "peers, reconfigure breaks active quorum", "etcdserver: unhealthy cluster");
 	return true;
