@@ -46,6 +46,10 @@ def answers_with_one_member_down(members):
     # Removing the stopped one is safe (it is no part of the active quorum).
     status, _, body = retry_reconfig(lambda: http(first, "DELETE", f"/v2/members/{ids[gone.name]}"))
     got["remove stopped"] = (status, body)
+    # Nothing refused was proposed: the two left form the cluster and take writes. (Proposed,
+    # either change would have needed the stopped member to commit, and blocked the cluster.)
+    got["write"] = retry_reconfig(lambda: http(second, "PUT", "/v2/keys/after", "value=1"))[0]
+    got["members"] = sorted(x["name"] for x in json.loads(http(first, "GET", "/v2/members")[2])["members"])
     return got
 
 
@@ -55,9 +59,12 @@ def test_strict_reconfig_check_refuses_like_etcd(daemons, build_dir, tmp_path):
     want = answers_with_one_member_down(etcd)
     got = answers_with_one_member_down(keel)
     refused = (500, {"message": "Internal Server Error"})
-    assert want == {"add": refused, "remove running": refused, "remove stopped": (204, "")}, want
+    assert want == {"add": refused, "remove running": refused, "remove stopped": (204, ""), "write": 201,
+                    "members": ["etcd1", "etcd2"]}, want
+    want["members"] = ["keel1", "keel2"]
     assert got == want
-    assert "rejecting member add request" in keel[0].proc.log_text()
+    log = keel[0].proc.log_text()
+    assert "rejecting member add request" in log and "rejecting member remove request" in log, log
 
 
 def test_without_strict_reconfig_check_adds_go_through(daemons, build_dir, tmp_path):
