@@ -938,7 +938,7 @@ static int inbound_query(struct conn *c, const struct keel_frame *f)
 	struct keel_buf answer = KEEL_BUF_INIT, b = KEEL_BUF_INIT;
 	int r = t->cfg.on_query(t->cfg.ud, &answer);
 	if (r == 0)
-		r = keel_frame_append(&b, KEEL_FRAME_ANSWER, answer.data, answer.len);
+		r = keel_frame_append(&b, KEEL_FRAME_ANSWER, answer.data ? answer.data : "", answer.len);
 	keel_buf_free(&answer);
 	if (r < 0) {
 		keel_buf_free(&b);
