@@ -68,6 +68,8 @@ static const struct keel_opt opts[] = {
 	 .help = "Enable peer client cert authentication."},
 	{.name = "peer-trusted-ca-file", .type = KEEL_OPT_STRING, .offset = F(peer_trusted_ca_file),
 	 .metavar = "FILE", .help = "Path to the peer server TLS trusted CA file."},
+	{.name = "strict-reconfig-check", .type = KEEL_OPT_BOOL, .offset = F(strict_reconfig_check), .def = "true",
+	 .help = "Reject reconfiguration requests that would cause quorum loss."},
 	{.name = "enable-v2", .type = KEEL_OPT_BOOL, .offset = F(enable_v2), .def = "true",
 	 .help = "Accept etcd V2 client requests (always on: keel-kv serves the v2 API)."},
 	{.name = "debug", .type = KEEL_OPT_BOOL, .offset = F(debug),

@@ -26,6 +26,7 @@ struct kv_flags {
 	char *peer_cert_file, *peer_key_file, *peer_trusted_ca_file;
 	bool peer_client_cert_auth;
 	bool enable_v2;
+	bool strict_reconfig_check;
 	bool debug;
 	char *log_level;
 	char *logger;

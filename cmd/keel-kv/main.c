@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "base/fault.h"
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
@@ -136,6 +137,12 @@ int main(int argc, char **argv)
 	}
 	setup_logging(&f);
 	keel_mem_use_for_jansson();
+	/* Fault injection for tests (lib/base/fault.h), as tests/raftd: e.g. KEEL_FAULT=rename:1:-1:EACCES. */
+	if (keel_fault_parse(getenv("KEEL_FAULT")) < 0) {
+		fprintf(stderr, "keel-kv: bad KEEL_FAULT spec\n");
+		kv_flags_free(&f);
+		return 2;
+	}
 
 	struct kv_cluster cluster = {0};
 	int rc = 0;
@@ -209,6 +216,7 @@ int main(int argc, char **argv)
 		.heartbeat_ms = (unsigned)f.heartbeat_interval, .election_ms = (unsigned)f.election_timeout,
 		.snapshot_count = f.snapshot_count, .max_request_bytes = f.max_request_bytes,
 		.watch_timeout_ms = (uint64_t)(f.watch_timeout_ns / 1000000),
+		.strict_reconfig_check = f.strict_reconfig_check,
 		.on_fatal = on_fatal, .on_removed = on_removed,
 	};
 	signal(SIGPIPE, SIG_IGN);
@@ -227,8 +235,8 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	char idhex[17], cidhex[17];
-	snprintf(idhex, sizeof(idhex), "%" PRIx64, self->id);
-	snprintf(cidhex, sizeof(cidhex), "%" PRIx64, cluster.id);
+	snprintf(idhex, sizeof(idhex), "%" PRIx64, keel_kv_server_member_id(server));
+	snprintf(cidhex, sizeof(cidhex), "%" PRIx64, keel_kv_server_cluster_id(server));
 	keel_log(KEEL_LOG_INFO, "serving", KEEL_LF_STR("name", f.name), KEEL_LF_STR("member-id", idhex),
 		 KEEL_LF_STR("cluster-id", cidhex), KEEL_LF_STR("data-dir", f.data_dir),
 		 KEEL_LF_STR("client-url", f.listen_client_urls[0]));

@@ -70,6 +70,10 @@ struct keel_kv_server {
 	char removed_how[96];
 	uint64_t removed_stop_ms;
 	struct kv_auth *auth;             /* server_auth.c */
+	/* A member that joined: the members as its peers listed them (server_join.c); the
+	 * strings point into joined_root. cfg.members points here then. */
+	struct keel_kv_member_cfg joined[KEEL_KV_MAX_MEMBERS];
+	json_t *joined_root;
 };
 
 /* server.c */
@@ -91,6 +95,17 @@ void kv_removed_self(struct keel_kv_server *s, uint64_t delay_ms, const char *ho
 int kv_propose_member_urls(struct keel_kv_server *s, uint64_t req_id, uint64_t member,
 			   const char *raft_attributes_json);
 bool kv_peer_url_taken(struct keel_kv_server *s, const char *url, uint64_t except_member);
+
+/* {"members":[...]} as GET /v2/members answers. */
+int kv_members_json(struct keel_kv_server *s, struct keel_buf *out);
+
+/* server_join.c */
+/* Before the node starts: this member's ids from <data-dir>/keel-member.json, or, for a member
+ * joining with an empty data directory, from its peers (blocking, bounded). Sets cfg.member_id,
+ * cfg.cluster_id and cfg.members; leaves them alone for initial members. */
+int kv_identity_setup(struct keel_kv_server *s, struct keel_err *err);
+/* The peer transport's QUERY: {"clusterID":"...","members":[...]} */
+int kv_answer_query(void *ud, struct keel_buf *out);
 
 /* server_keys.c */
 int kv_handle_keys(struct keel_http_req *req, void *ud);

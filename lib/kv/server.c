@@ -552,7 +552,7 @@ static void on_fatal(void *ud, const struct keel_err *why)
 
 static const struct keel_node_sm sm_ops = {
 	.apply = sm_apply, .save = sm_save, .load = sm_load, .on_fatal = on_fatal,
-	.is_removed = sm_is_removed,
+	.is_removed = sm_is_removed, .on_query = kv_answer_query,
 };
 
 /* ---- the leader's duties and publishing ---- */
@@ -787,6 +787,11 @@ static int members_json(struct keel_kv_server *s, struct keel_buf *out, bool mac
 	return keel_jw_finish(&w);
 }
 
+int kv_members_json(struct keel_kv_server *s, struct keel_buf *out)
+{
+	return members_json(s, out, false, 0);
+}
+
 static int handle_members(struct keel_http_req *req, void *ud)
 {
 	struct keel_kv_server *s = ud;
@@ -983,6 +988,8 @@ static int handle_metrics(struct keel_http_req *req, void *ud)
 		{"etcd_disk_wal_fsync_total", "counter", "The number of fdatasyncs of the WAL.", st.syncs},
 		{"etcd_debugging_store_watchers", "gauge", "Count of currently active watchers.", watchers},
 		{"etcd_debugging_snap_save_total_count", "counter", "Snapshots taken.", st.snapshots_taken},
+		{"keel_snap_save_failures_total", "counter", "Snapshots that could not be saved (each is logged).",
+		 st.snapshot_failures},
 		{"process_resident_memory_bytes", "gauge", "Resident memory size in bytes.",
 		 (uint64_t)pages * 4096},
 	};
@@ -1030,6 +1037,13 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	s->loop = loop;
 	s->cfg = *cfg;
 	snprintf(s->cluster_id_hex, sizeof(s->cluster_id_hex), "%" PRIx64, cfg->cluster_id);
+	int r = kv_identity_setup(s, err);
+	if (r < 0) {
+		json_decref(s->joined_root);
+		keel_free(s);
+		return r;
+	}
+	cfg = &s->cfg; /* the ids may be the ones the cluster gave this member */
 	uint64_t seed = 0;
 	if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)keel_wall_ns();
@@ -1038,10 +1052,11 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 	s->next_req_id = (cfg->member_id & 0xffff) << 48 | (((uint64_t)keel_wall_ns() / 1000000) & 0xffffffffffull) << 8;
 	static const char *const namespaces[] = {"/0", "/1", NULL};
 	struct keel_kv_store_opts so = {.namespaces = namespaces, .key_prefix = "/1", .hash_seed = seed};
-	int r = keel_kv_store_new(&so, &s->store);
+	r = keel_kv_store_new(&so, &s->store);
 	if (r == 0 && (r = kv_auth_new(s)) < 0)
 		keel_kv_store_free(s->store);
 	if (r < 0) {
+		json_decref(s->joined_root);
 		keel_free(s);
 		return keel_err_set(err, r, "creating the store");
 	}
@@ -1056,6 +1071,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 							 sizeof(hosts[np]), &peers[np].port) < 0) {
 			kv_auth_release(s);
 			keel_kv_store_free(s->store);
+			json_decref(s->joined_root);
 			keel_free(s);
 			return keel_err_set(err, -EINVAL, "member %s: bad peer URL", m->name);
 		}
@@ -1094,6 +1110,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		kv_auth_release(s);
 		keel_kv_store_free(s->store);
 		keel_free(s->removed);
+		json_decref(s->joined_root);
 		keel_free(s);
 		return r;
 	}
@@ -1113,6 +1130,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		kv_auth_release(s);
 		keel_kv_store_free(s->store);
 		keel_free(s->removed);
+		json_decref(s->joined_root);
 		keel_free(s);
 		return r;
 	}
@@ -1155,6 +1173,7 @@ int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cf
 		kv_auth_release(s);
 		keel_kv_store_free(s->store);
 		keel_free(s->removed);
+		json_decref(s->joined_root);
 		keel_free(s);
 		return r;
 	}
@@ -1175,6 +1194,7 @@ static void part_closed(void *ud)
 	kv_auth_release(s);
 	keel_kv_store_free(s->store);
 	keel_free(s->removed);
+	json_decref(s->joined_root);
 	keel_free(s);
 	if (cb)
 		cb(cud);
@@ -1183,6 +1203,16 @@ static void part_closed(void *ud)
 static void timer_closed(uv_handle_t *h)
 {
 	part_closed(h->data);
+}
+
+uint64_t keel_kv_server_member_id(const struct keel_kv_server *s)
+{
+	return s->cfg.member_id;
+}
+
+uint64_t keel_kv_server_cluster_id(const struct keel_kv_server *s)
+{
+	return s->cfg.cluster_id;
 }
 
 void keel_kv_server_stop(struct keel_kv_server *s, void (*cb)(void *ud), void *ud)

@@ -56,6 +56,9 @@ struct keel_kv_server_config {
 	uint64_t snapshot_count;
 	size_t max_request_bytes;
 	uint64_t watch_timeout_ms;       /* 0: etcd's 5 minutes */
+	/* --strict-reconfig-check: refuse a member add or remove that would leave too few
+	 * members started and connected to this one (etcd's mayAddMember, mayRemoveMember). */
+	bool strict_reconfig_check;
 	/* Optional: the node stopped for good (its disk failed). */
 	void (*on_fatal)(void *ud, const char *why);
 	/* Optional: this member was removed from the cluster (it applied its own removal, or a
@@ -81,4 +84,7 @@ uint64_t keel_kv_cluster_id(const uint64_t *ids, size_t n);
 
 int keel_kv_server_start(uv_loop_t *loop, const struct keel_kv_server_config *cfg,
 			 struct keel_kv_server **ret, struct keel_err *err);
+/* The ids this member runs with: from its flags, or (a member that joined) from its peers. */
+uint64_t keel_kv_server_member_id(const struct keel_kv_server *s);
+uint64_t keel_kv_server_cluster_id(const struct keel_kv_server *s);
 void keel_kv_server_stop(struct keel_kv_server *s, void (*cb)(void *ud), void *ud);

@@ -11,7 +11,9 @@
 #include <string.h>
 
 #include "base/buf.h"
+#include "base/clock.h"
 #include "base/jw.h"
+#include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
 #include "kv/server-internal.h"
@@ -201,6 +203,99 @@ static int propose_change(struct keel_kv_server *s, struct keel_http_req *req, e
 	return op_hold(s, req, id, status, body, type == KEEL_RAFT_REMOVE_NODE ? member : 0);
 }
 
+/* ---- --strict-reconfig-check (etcd's mayAddMember and mayRemoveMember) ---- */
+
+#define HEALTH_INTERVAL_MS 5000 /* etcd's HealthInterval: connected at least this long counts */
+
+/* Started: the member has published its name (etcd's IsStarted). */
+static bool member_started(struct keel_kv_server *s, uint64_t id)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "/0/members/%" PRIx64 "/attributes", id);
+	struct keel_kv_event *ev = NULL;
+	struct keel_kv_error kerr = {0};
+	bool started = false;
+	if (keel_kv_store_get(s->store, path, strlen(path), false, false, 0, &ev, &kerr) == 0 && ev->get_json) {
+		json_error_t jerr;
+		json_t *root = json_loadb(ev->get_json, ev->get_json_len, 0, &jerr);
+		json_t *attrs = NULL;
+		const char *v = root ? json_string_value(json_object_get(root, "value")) : NULL;
+		if (v)
+			attrs = json_loads(v, 0, &jerr);
+		const char *name = attrs ? json_string_value(json_object_get(attrs, "name")) : NULL;
+		started = name && *name;
+		json_decref(attrs);
+		json_decref(root);
+	}
+	keel_kv_event_unref(ev);
+	keel_kv_error_clear(&kerr);
+	return started;
+}
+
+/* This member, or one connected to it both ways since at least HEALTH_INTERVAL_MS. */
+static bool connected_long_enough(struct keel_kv_server *s, uint64_t id)
+{
+	if (id == s->cfg.member_id)
+		return true;
+	uint64_t since = keel_node_peer_active_since(s->node, id), now = uv_now(s->loop);
+	return since && now >= HEALTH_INTERVAL_MS && since <= now - HEALTH_INTERVAL_MS;
+}
+
+static bool refuse_reconfig(const char *what, const char *why)
+{
+	keel_log(KEEL_LOG_WARN, what, KEEL_LF_STR("reason", why));
+	return false;
+}
+
+static bool may_add_member(struct keel_kv_server *s)
+{
+	if (!s->cfg.strict_reconfig_check)
+		return true;
+	const struct keel_raft_conf *c = keel_raft_conf(keel_node_raft(s->node));
+	uint32_t members = 1, started = 0; /* the one being added counts, unstarted */
+	for (uint32_t i = 0; i < c->n_voters; i++) {
+		started += member_started(s, c->voters[i]);
+		members++;
+	}
+	if (!(started == 1 && members == 2) && started < members / 2 + 1)
+		return refuse_reconfig("rejecting member add request; not enough healthy members",
+				       "etcdserver: re-configuration failed due to not enough started members");
+	for (uint32_t i = 0; i < c->n_voters; i++)
+		if (!connected_long_enough(s, c->voters[i]))
+			return refuse_reconfig("rejecting member add request; local member has not been connected to "
+					       "all peers, reconfigure breaks active quorum", "etcdserver: unhealthy cluster");
+	return true;
+}
+
+static bool may_remove_member(struct keel_kv_server *s, uint64_t id)
+{
+	if (!s->cfg.strict_reconfig_check)
+		return true;
+	const struct keel_raft_conf *c = keel_raft_conf(keel_node_raft(s->node));
+	if (!keel_raft_conf_has_voter(c, id))
+		return true; /* not a voter (unknown ids are answered later) */
+	uint32_t members = 0, started = 0;
+	for (uint32_t i = 0; i < c->n_voters; i++) {
+		if (c->voters[i] == id)
+			continue;
+		started += member_started(s, c->voters[i]);
+		members++;
+	}
+	if (started < members / 2 + 1)
+		return refuse_reconfig("rejecting member remove request; not enough healthy members",
+				       "etcdserver: re-configuration failed due to not enough started members");
+	/* A member that is down is no part of the active quorum: removing it is safe. */
+	if (id != s->cfg.member_id && !keel_node_peer_active_since(s->node, id))
+		return true;
+	int active = 0;
+	for (uint32_t i = 0; i < c->n_voters; i++)
+		active += connected_long_enough(s, c->voters[i]);
+	if (active - 1 < 1 + ((int)c->n_voters - 1) / 2)
+		return refuse_reconfig("rejecting member remove request; local member has not been connected to all "
+				       "peers, reconfigure breaks active quorum", "etcdserver: unhealthy cluster");
+	return true;
+}
+
 /* ---- the requests ---- */
 
 /* Parse {"peerURLs":["http://h:p",...]} into urls (sorted, as etcd sorts them before hashing)
@@ -262,11 +357,20 @@ int kv_handle_members_add(struct keel_http_req *req, void *ud)
 		keel_buf_free(&attrs);
 		return member_error(s, req, 400, BAD_PEER_URLS);
 	}
-	/* The id hashes the sorted URLs and the cluster token, as for the initial members, so the
-	 * new member computes it from its own flags. (etcd hashes the time instead of the token
-	 * and the new member asks its peers for its id; keel-kv's peers have no such query yet.)
-	 * An id is never used again once removed, so a replacement needs another peer URL. */
-	uint64_t id = kv_member_id_for((char *const *)urls, (size_t)n, s->cfg.cluster_token);
+	/* etcd checks the quorum before the ids and URLs (those at apply time); its answer is
+	 * writeError's 500 for ErrNotEnoughStartedMembers and ErrUnhealthy alike. */
+	if (!may_add_member(s)) {
+		json_decref(root);
+		keel_buf_free(&attrs);
+		return member_error(s, req, 500, INTERNAL_ERROR);
+	}
+	/* etcd's v2 members handler: membership.NewMember("", peerURLs, "", &now), so the id hashes
+	 * the sorted URLs and the time in seconds. The new member learns it from its peers when it
+	 * starts (server_join.c), and a member added again on the same peer URL after a removal gets
+	 * a new id (one added within the same second gets the old one, and is refused as in etcd). */
+	char secs[24];
+	snprintf(secs, sizeof(secs), "%" PRId64, (int64_t)(keel_wall_ns() / 1000000000));
+	uint64_t id = kv_member_id_for((char *const *)urls, (size_t)n, secs);
 	const char *conflict = NULL;
 	for (int i = 0; i < n && !conflict; i++)
 		if (kv_peer_url_taken(s, urls[i], 0))
@@ -333,7 +437,8 @@ int kv_handle_member(struct keel_http_req *req, void *ud)
 		return member_error(s, req, 404, msg);
 	}
 	if (req->method == KEEL_HTTP_DELETE)
-		return propose_change(s, req, KEEL_RAFT_REMOVE_NODE, id, NULL, 0, 204, NULL);
+		return may_remove_member(s, id) ? propose_change(s, req, KEEL_RAFT_REMOVE_NODE, id, NULL, 0, 204, NULL)
+						: member_error(s, req, 500, INTERNAL_ERROR);
 
 	/* PUT: new peer URLs, a replicated write of the member's raftAttributes (the core has no
 	 * "update" change: its configuration holds ids only). */

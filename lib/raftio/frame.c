@@ -33,6 +33,10 @@ const char *keel_frame_kind_name(unsigned kind)
 		return "SNAP_END";
 	case KEEL_FRAME_REMOVED:
 		return "REMOVED";
+	case KEEL_FRAME_QUERY:
+		return "QUERY";
+	case KEEL_FRAME_ANSWER:
+		return "ANSWER";
 	default:
 		return "?";
 	}
@@ -51,6 +55,12 @@ void keel_frame_parser_init_replies(struct keel_frame_parser *p)
 {
 	keel_frame_parser_init(p);
 	p->state = KEEL_FRAME_REPLIES;
+}
+
+void keel_frame_parser_init_answer(struct keel_frame_parser *p)
+{
+	keel_frame_parser_init(p);
+	p->state = KEEL_FRAME_ANSWERS;
 }
 
 void keel_frame_parser_free(struct keel_frame_parser *p)
@@ -111,7 +121,23 @@ static int accept_frame(struct keel_frame_parser *p, struct keel_frame *f, struc
 			return fail(p, err, -EPROTO, "REMOVED of %zu bytes", f->len);
 		return 1;
 	}
+	if (p->state == KEEL_FRAME_ANSWERS) {
+		if (f->kind != KEEL_FRAME_ANSWER)
+			return fail(p, err, -EPROTO, "%s frame (kind %u) in answer to a QUERY", name, f->kind);
+		return 1;
+	}
+	if (p->state == KEEL_FRAME_QUERIED)
+		return fail(p, err, -EPROTO, "%s after QUERY", name);
 	switch (f->kind) {
+	case KEEL_FRAME_QUERY:
+		if (p->state != KEEL_FRAME_WANT_HELLO)
+			return fail(p, err, -EPROTO, "QUERY after HELLO");
+		if (f->len != KEEL_FRAME_QUERY_LEN)
+			return fail(p, err, -EPROTO, "QUERY of %zu bytes", f->len);
+		p->state = KEEL_FRAME_QUERIED;
+		return 1;
+	case KEEL_FRAME_ANSWER:
+		return fail(p, err, -EPROTO, "ANSWER on a message stream");
 	case KEEL_FRAME_HELLO:
 		if (p->state != KEEL_FRAME_WANT_HELLO)
 			return fail(p, err, -EPROTO, "second HELLO");
@@ -281,5 +307,23 @@ int keel_frame_removed_decode(const struct keel_frame *f, uint64_t *ret_id)
 	if (f->kind != KEEL_FRAME_REMOVED || f->len != KEEL_FRAME_REMOVED_LEN)
 		return -EPROTO;
 	*ret_id = keel_le64(f->payload);
+	return 0;
+}
+
+int keel_frame_append_query(struct keel_buf *out, uint64_t cluster_id, uint32_t version)
+{
+	uint8_t p[KEEL_FRAME_QUERY_LEN];
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(cluster_id >> (8 * i));
+	put32(p + 8, version);
+	return keel_frame_append(out, KEEL_FRAME_QUERY, p, sizeof(p));
+}
+
+int keel_frame_query_decode(const struct keel_frame *f, uint64_t *ret_cluster_id, uint32_t *ret_version)
+{
+	if (f->kind != KEEL_FRAME_QUERY || f->len != KEEL_FRAME_QUERY_LEN)
+		return -EPROTO;
+	*ret_cluster_id = keel_le64(f->payload);
+	*ret_version = keel_le32(f->payload + 8);
 	return 0;
 }

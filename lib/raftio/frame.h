@@ -13,7 +13,10 @@
  * allowed in between the pieces of a snapshot so heartbeats keep flowing while one streams. The
  * one frame that travels back, from the acceptor to the dialer, is REMOVED: "you were removed
  * from the cluster" (etcd's peers answer such a member HTTP 410 Gone); a dialer parses what
- * comes back with a parser made by keel_frame_parser_init_replies(). The parser
+ * comes back with a parser made by keel_frame_parser_init_replies(). A connection may instead
+ * open with a QUERY ("who is in the cluster?", asked by a member that joins before it knows its
+ * own id): the acceptor answers with one ANSWER frame and the dialer hangs up; a dialer reads it
+ * with a parser made by keel_frame_parser_init_answer(). The parser
  * enforces that order and each kind's payload size, so the transport only ever sees frames that
  * fit the protocol. Anything else is a protocol error after which the connection is closed:
  * nothing in a stream can be trusted once one frame is wrong. Details: docs/raftio.md. */
@@ -34,6 +37,7 @@
 #define KEEL_FRAME_HELLO_LEN 20u                /* u64 cluster id, u64 sender id, u32 version */
 #define KEEL_FRAME_SNAP_END_LEN 4u              /* u32 crc32c of all the snapshot data */
 #define KEEL_FRAME_REMOVED_LEN 8u               /* u64 id of the removed node */
+#define KEEL_FRAME_QUERY_LEN 12u                /* u64 cluster id, u32 version */
 #define KEEL_FRAME_PROTOCOL_VERSION 1u
 
 enum keel_frame_kind {
@@ -43,6 +47,8 @@ enum keel_frame_kind {
 	KEEL_FRAME_SNAP_CHUNK = 4, /* 1..KEEL_FRAME_MAX_CHUNK bytes of snapshot data */
 	KEEL_FRAME_SNAP_END = 5,   /* u32 crc32c of the data; the chunks must add up to the size */
 	KEEL_FRAME_REMOVED = 6,    /* acceptor -> dialer only: u64 id of the dialer, removed for good */
+	KEEL_FRAME_QUERY = 7,      /* instead of HELLO: cluster id, version; nothing may follow */
+	KEEL_FRAME_ANSWER = 8,     /* acceptor -> dialer after a QUERY: the application's answer */
 };
 
 /* One complete frame. payload points into the parser's buffer: valid until the next call of
@@ -67,6 +73,8 @@ enum keel_frame_parser_state {
 	KEEL_FRAME_OPEN,    /* HELLO seen, no snapshot streaming */
 	KEEL_FRAME_IN_SNAP, /* between SNAP_BEGIN and SNAP_END */
 	KEEL_FRAME_REPLIES, /* a dialer reading what the acceptor sends back: REMOVED frames only */
+	KEEL_FRAME_QUERIED, /* a QUERY was seen: nothing more may come */
+	KEEL_FRAME_ANSWERS, /* a dialer that sent a QUERY: ANSWER frames only */
 };
 
 /* Incremental parser for one connection's incoming stream. Caller-allocated; _init, then feed
@@ -84,6 +92,8 @@ void keel_frame_parser_init(struct keel_frame_parser *p);
 /* The same for the other direction (what an acceptor sends to the dialer): only REMOVED frames
  * are accepted, anything else is -EPROTO. */
 void keel_frame_parser_init_replies(struct keel_frame_parser *p);
+/* For a dialer that sent a QUERY: only ANSWER frames are accepted. */
+void keel_frame_parser_init_answer(struct keel_frame_parser *p);
 /* Releases the buffer. Accepts NULL. */
 void keel_frame_parser_free(struct keel_frame_parser *p);
 
@@ -99,7 +109,8 @@ int keel_frame_parser_feed(struct keel_frame_parser *p, const void *data, size_t
  *   -EPROTO          unknown kind, a payload size the kind does not allow, or a frame out of order
  *                    (anything before HELLO, a second HELLO, CHUNK/END outside a snapshot, a
  *                    snapshot inside a snapshot, chunks beyond the announced size, END early,
- *                    REMOVED on a message stream, anything but REMOVED on a replies stream)
+ *                    REMOVED on a message stream, anything but REMOVED on a replies stream,
+ *                    anything after a QUERY, anything but ANSWER on an answer stream)
  * err (may be NULL) receives a message naming the problem. */
 int keel_frame_parser_next(struct keel_frame_parser *p, struct keel_frame *ret,
 			   struct keel_err *err) KEEL_WUR;
@@ -122,6 +133,8 @@ int keel_frame_append_snap_end(struct keel_buf *out, uint32_t data_crc) KEEL_WUR
 int keel_frame_snap_end_decode(const struct keel_frame *f, uint32_t *ret_crc);
 int keel_frame_append_removed(struct keel_buf *out, uint64_t removed_id) KEEL_WUR;
 int keel_frame_removed_decode(const struct keel_frame *f, uint64_t *ret_id);
+int keel_frame_append_query(struct keel_buf *out, uint64_t cluster_id, uint32_t version) KEEL_WUR;
+int keel_frame_query_decode(const struct keel_frame *f, uint64_t *ret_cluster_id, uint32_t *ret_version);
 
 /* The kind's name ("HELLO", ...), or "?" for anything else. */
 const char *keel_frame_kind_name(unsigned kind);

@@ -10,11 +10,13 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "base/log.h"
 #include "base/mem.h"
 #include "raftio/transport.h"
 #include "raftio/wal.h"
 
 #define SNAPSHOT_FILES_KEPT 5 /* etcd's --max-snapshots default */
+#define SNAPSHOT_RETRY_MS 1000 /* after a snapshot failed */
 
 struct pending {
 	uint64_t index, term;
@@ -84,6 +86,7 @@ struct keel_node {
 
 	bool failed, stopping;
 	unsigned outside_ticks; /* see probe_if_removed */
+	uint64_t snap_retry_ms; /* a snapshot failed: no new attempt before this */
 	unsigned open_handles;
 	void (*stop_cb)(void *);
 	void *stop_ud;
@@ -345,9 +348,22 @@ static void finish_ready(struct keel_node *n)
 			send_msg(n, &rd->msgs[i]);
 	keel_raft_advance(n->raft, rd);
 
-	if (n->cfg.snapshot_count && n->applied >= n->snap.index + n->cfg.snapshot_count) {
-		if (take_snapshot(n, &err) < 0 && keel_wal_failed(n->wal))
+	if (n->cfg.snapshot_count && n->applied >= n->snap.index + n->cfg.snapshot_count &&
+	    uv_now(n->loop) >= n->snap_retry_ms) {
+		int r = take_snapshot(n, &err);
+		if (r < 0 && keel_wal_failed(n->wal)) {
 			fail_node(n, &err);
+		} else if (r < 0) {
+			/* The log keeps growing but nothing is lost: say so, and try again in a
+			 * second rather than on every ready. */
+			n->stats.snapshot_failures++;
+			n->snap_retry_ms = uv_now(n->loop) + SNAPSHOT_RETRY_MS;
+			keel_log(KEEL_LOG_ERROR, "cannot save a snapshot; retrying", KEEL_LF_STR("dir", n->snap_dir),
+				 KEEL_LF_INT("index", n->applied), KEEL_LF_INT("errno", -r),
+				 KEEL_LF_STR("error", err.msg));
+		} else {
+			n->snap_retry_ms = 0;
+		}
 	}
 }
 
@@ -573,6 +589,14 @@ static bool peer_is_removed(void *ud, keel_raft_id id)
 	return n->cfg.sm->is_removed(n->cfg.sm_ud, id);
 }
 
+static int peer_query(void *ud, struct keel_buf *out)
+{
+	struct keel_node *n = ud;
+	if (n->failed || n->stopping)
+		return -KEEL_ESTOPPED;
+	return n->cfg.sm->on_query(n->cfg.sm_ud, out);
+}
+
 /* A peer says the cluster removed this node: it must stop for good, as etcd's member does when
  * its peers answer 410 Gone. */
 static void on_removed(void *ud, keel_raft_id told_by)
@@ -584,6 +608,11 @@ static void on_removed(void *ud, keel_raft_id told_by)
 	keel_err_set(&err, -EIDRM, "the member has been permanently removed from the cluster (member %" PRIx64 " says so)",
 		     told_by);
 	fail_node(n, &err);
+}
+
+uint64_t keel_node_peer_active_since(const struct keel_node *n, keel_raft_id id)
+{
+	return n->tr && !n->stopping ? keel_transport_active_since(n->tr, id) : 0;
 }
 
 void keel_node_remove_peer(struct keel_node *n, keel_raft_id id)
@@ -859,6 +888,11 @@ int keel_node_start(uv_loop_t *loop, const struct keel_node_config *cfg, struct 
 		.on_snapshot_sent = on_snapshot_sent, .ud = n,
 		.more_listen = cfg->more_listen, .n_more_listen = cfg->n_more_listen,
 		.is_removed = cfg->sm->is_removed ? peer_is_removed : NULL, .on_removed = on_removed,
+		.on_query = cfg->sm->on_query ? peer_query : NULL,
+		/* etcd dials peers with a 1 s timeout; an election timeout if that is longer. Data
+		 * unacknowledged for 5 s (two election timeouts if longer) closes a connection. */
+		.connect_timeout_ms = KEEL_MAX(1000u, n->cfg.tick_ms * n->cfg.election_ticks),
+		.io_timeout_ms = KEEL_MAX(5000u, 2 * n->cfg.tick_ms * n->cfg.election_ticks),
 	};
 	r = keel_transport_start(loop, &tc, &n->tr, err);
 	if (r < 0) {

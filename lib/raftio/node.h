@@ -19,6 +19,7 @@
 
 struct keel_node;
 struct keel_transport_listen;
+struct keel_buf;
 
 #define KEEL_NODE_KEEP_ALL UINT32_MAX
 
@@ -48,6 +49,9 @@ struct keel_node_sm {
 	 * that list: it must survive snapshots). Peers that were removed are told so when they
 	 * talk to this node, and stop (etcd's peers answer them HTTP 410 Gone). */
 	bool (*is_removed)(void *ud, keel_raft_id id);
+	/* Optional: answer a peer's QUERY (keel_transport_query; keel-kv: a joining member asks
+	 * for the cluster id and the members). Append the answer to out; 0 or negative. */
+	int (*on_query)(void *ud, struct keel_buf *out);
 };
 
 struct keel_node_config {
@@ -118,6 +122,9 @@ int keel_node_transfer_leader(struct keel_node *n, keel_raft_id to);
 
 /* Tell the transport where a member is (for members added later). */
 int keel_node_set_peer(struct keel_node *n, keel_raft_id id, const char *host, uint16_t port);
+/* Since when (loop time, uv_now in ms) this node and the peer are connected both ways; 0 when
+ * they are not (keel_transport_active_since). */
+uint64_t keel_node_peer_active_since(const struct keel_node *n, keel_raft_id id);
 /* Forget a member's address (it was removed): nothing is sent to it any more. */
 void keel_node_remove_peer(struct keel_node *n, keel_raft_id id);
 
@@ -134,6 +141,7 @@ struct keel_node_stats {
 	uint64_t entries_synced;   /* entries written by them */
 	uint64_t applied;
 	uint64_t snapshots_taken, snapshots_sent, snapshots_received;
+	uint64_t snapshot_failures;           /* snapshots that could not be saved (logged as errors) */
 	uint64_t wal_reads, wal_read_entries; /* entries read back from the WAL for followers */
 	uint64_t wal_read_failures;           /* reads that failed, or found the entries compacted */
 };

@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -98,6 +99,7 @@ struct conn {
 	/* inbound only */
 	struct conn *prev, *next;
 	keel_raft_id sender; /* from HELLO; 0 before */
+	uint64_t hello_at;   /* loop time of the HELLO */
 	struct snap_rx rx;
 
 	char rbuf[READ_BUF_LEN];
@@ -530,6 +532,12 @@ static void conn_setup_socket(struct conn *c)
 	 * best effort. */
 	uv_tcp_nodelay(&c->tcp, 1);
 	uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_SECS);
+	/* Unacknowledged data (or keepalive probes) for longer than this: the peer is gone or
+	 * cut off; the kernel closes the connection and we redial (best effort too). */
+	uv_os_fd_t fd;
+	unsigned ms = c->t->cfg.io_timeout_ms;
+	if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+		setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 }
 
 /* Outgoing connection established (TLS included): say HELLO, then let the queue go. */
@@ -825,6 +833,7 @@ static int inbound_hello(struct conn *c, const struct keel_frame *f)
 	    h.sender == 0 || h.version != KEEL_FRAME_PROTOCOL_VERSION)
 		return -EPROTO;
 	c->sender = h.sender;
+	c->hello_at = uv_now(t->loop);
 	/* A sender keeps one connection to us: an older one from it is a leftover that has not
 	 * noticed yet that the sender gave up on it. Its snapshot writer goes now, not in the
 	 * close callback: a transfer of the same snapshot may follow on this connection at once,
@@ -916,6 +925,33 @@ static int inbound_snap_end(struct conn *c, const struct keel_frame *f)
 	return r;
 }
 
+/* A QUERY instead of a HELLO: answer it in one ANSWER frame and ignore the rest of the
+ * connection (the dialer hangs up once it has read the answer). */
+static int inbound_query(struct conn *c, const struct keel_frame *f)
+{
+	struct keel_transport *t = c->t;
+	uint64_t cid;
+	uint32_t version;
+	if (keel_frame_query_decode(f, &cid, &version) < 0 || cid != t->cfg.cluster_id ||
+	    version != KEEL_FRAME_PROTOCOL_VERSION || !t->cfg.on_query)
+		return -EPROTO;
+	struct keel_buf answer = KEEL_BUF_INIT, b = KEEL_BUF_INIT;
+	int r = t->cfg.on_query(t->cfg.ud, &answer);
+	if (r == 0)
+		r = keel_frame_append(&b, KEEL_FRAME_ANSWER, answer.data ? answer.data : "", answer.len);
+	keel_buf_free(&answer);
+	if (r < 0) {
+		keel_buf_free(&b);
+		return r;
+	}
+	c->refused = true; /* nothing more is read from it */
+	size_t len;
+	char *data = keel_buf_steal(&b, &len);
+	uv_buf_t buf = uv_buf_init(data, (unsigned)len);
+	conn_write(c, &buf, 1, NULL); /* closes the connection itself if that fails */
+	return 0;
+}
+
 /* One frame the parser accepted (so it is in order and sized right for its kind). Negative:
  * close the connection. */
 static int inbound_frame(struct conn *c, const struct keel_frame *f)
@@ -926,6 +962,8 @@ static int inbound_frame(struct conn *c, const struct keel_frame *f)
 		return 0;
 	}
 	switch (f->kind) {
+	case KEEL_FRAME_QUERY:
+		return inbound_query(c, f);
 	case KEEL_FRAME_HELLO:
 		return inbound_hello(c, f);
 	case KEEL_FRAME_MSG:
@@ -1143,6 +1181,8 @@ int keel_transport_start(uv_loop_t *loop, const struct keel_transport_config *cf
 		t->cfg.backoff_max_ms = t->cfg.backoff_min_ms;
 	if (!t->cfg.connect_timeout_ms)
 		t->cfg.connect_timeout_ms = KEEL_TRANSPORT_CONNECT_TIMEOUT_MS;
+	if (!t->cfg.io_timeout_ms)
+		t->cfg.io_timeout_ms = KEEL_TRANSPORT_IO_TIMEOUT_MS;
 	if (!t->cfg.max_queue_bytes)
 		t->cfg.max_queue_bytes = KEEL_TRANSPORT_MAX_QUEUE_BYTES;
 	int r = dup_opt(cfg->listen_host, &t->listen_host);
@@ -1270,6 +1310,22 @@ static void peer_remove(struct peer *p)
 	uv_close((uv_handle_t *)&p->timer, on_timer_closed);
 	if (p->conn)
 		conn_close(p->conn);
+}
+
+uint64_t keel_transport_active_since(const struct keel_transport *t, keel_raft_id id)
+{
+	const struct peer *p = peer_find((struct keel_transport *)t, id);
+	if (!p || !p->conn || !p->conn->ready || p->conn->closing)
+		return 0;
+	uint64_t since = p->conn->ready_at;
+	bool in = false;
+	for (const struct conn *c = t->inbound; c; c = c->next) {
+		if (c->sender == id && !c->closing && !c->refused) {
+			in = true;
+			since = KEEL_MAX(since, c->hello_at);
+		}
+	}
+	return in ? KEEL_MAX(since, 1) : 0;
 }
 
 void keel_transport_remove_peer(struct keel_transport *t, keel_raft_id id)

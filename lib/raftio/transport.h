@@ -52,12 +52,14 @@
 
 #include <uv.h>
 
+#include "base/buf.h"
 #include "base/errors.h"
 #include "raft/raft.h"
 
 #define KEEL_TRANSPORT_BACKOFF_MIN_MS 50
 #define KEEL_TRANSPORT_BACKOFF_MAX_MS 2000
 #define KEEL_TRANSPORT_CONNECT_TIMEOUT_MS 5000
+#define KEEL_TRANSPORT_IO_TIMEOUT_MS 5000
 #define KEEL_TRANSPORT_MAX_QUEUE_BYTES ((size_t)64 << 20)
 /* Accepted connections beyond this many are closed at once (a node has a handful of peers;
  * more means something is wrong, and each may buffer up to a frame of 16 MiB). */
@@ -88,6 +90,11 @@ struct keel_transport_config {
 
 	unsigned backoff_min_ms, backoff_max_ms; /* reconnect backoff; 0: 50 / 2000 */
 	unsigned connect_timeout_ms;             /* 0: 5000 */
+	/* A connection whose written data stays unacknowledged this long is closed (and
+	 * redialled): TCP_USER_TIMEOUT, so a peer behind a partition is given up in seconds rather
+	 * than after TCP's retransmission backoff, which after 15 s lost waits ~10 s more before
+	 * it tries again. 0: 5000 (etcd's peer read/write timeouts are 5 s). */
+	unsigned io_timeout_ms;
 	size_t max_queue_bytes; /* per peer; beyond it messages are dropped; 0: 64 MiB */
 
 	/* A message arrived from a peer (its `from` is the sender its connection said HELLO as,
@@ -112,8 +119,28 @@ struct keel_transport_config {
 	/* Optional: a peer told us (REMOVED) that we were removed from the cluster. The outgoing
 	 * connection to it is closed (and redialled as usual: each redial may tell us again). */
 	void (*on_removed)(void *ud, keel_raft_id told_by);
+	/* Optional: a connection opened with a QUERY (keel_transport_query: a member joining the
+	 * cluster asks who is in it). Append the answer to out (0), or fail (negative: the
+	 * connection is closed unanswered). The answer goes back in one ANSWER frame. */
+	int (*on_query)(void *ud, struct keel_buf *out);
 	void *ud;
 };
+
+/* Ask a node what its on_query answers, synchronously (for a program about to start, before it
+ * runs its loop). Dials host:port (numeric), over TLS when cert_file and key_file are set
+ * (verifying the acceptor against ca_file when set), sends a QUERY with cluster_id and waits
+ * for the ANSWER; the whole exchange is bounded by timeout_ms. The answer (NUL-terminated,
+ * keel_malloc'd) goes to *ret and its length to *ret_len. -ETIMEDOUT, -ECONNREFUSED and other
+ * -errno, -EPROTO (the acceptor closed without answering, or sent something else), -ENOMEM. */
+struct keel_transport_query_opts {
+	const char *host;
+	uint16_t port;
+	uint64_t cluster_id;
+	const char *cert_file, *key_file, *ca_file;
+	unsigned timeout_ms;
+};
+int keel_transport_query(const struct keel_transport_query_opts *o, char **ret, size_t *ret_len,
+			 struct keel_err *err);
 
 struct keel_transport;
 
@@ -138,6 +165,11 @@ uint16_t keel_transport_port(const struct keel_transport *t);
  * -ENOMEM. */
 int keel_transport_set_peer(struct keel_transport *t, keel_raft_id id, const char *host,
 			    uint16_t port);
+
+/* Since when (loop time, uv_now) both directions with peer id are up: our connection to it
+ * is established and it has said HELLO on one to us. 0 when either is missing (etcd's
+ * ActiveSince, which --strict-reconfig-check consults). */
+uint64_t keel_transport_active_since(const struct keel_transport *t, keel_raft_id id);
 
 /* Forget a peer: its connection is closed and what was queued for it is dropped without any
  * callback. Unknown ids are ignored. */

@@ -277,7 +277,7 @@ static void frame_oversize_length_is_rejected_before_allocating(void **state)
 
 static void frame_unknown_kind_is_rejected(void **state)
 {
-	static const uint8_t kinds[] = {0, 7, 0x7f, 0xff};
+	static const uint8_t kinds[] = {0, 9, 0x7f, 0xff};
 	for (size_t i = 0; i < KEEL_ARRAY_SIZE(kinds); i++) {
 		struct keel_buf b = KEEL_BUF_INIT;
 		append_hello(&b);
@@ -443,6 +443,65 @@ static void frame_allocation_failures_are_reported_not_fatal(void **state)
 
 /* What an acceptor sends back to a dialer: REMOVED frames only; and REMOVED never travels on a
  * message stream. */
+/* A QUERY opens a connection instead of a HELLO and nothing may follow it; the answer comes back
+ * as one ANSWER frame, the only kind an answer parser takes. */
+static void frame_query_then_answer(void **state)
+{
+	(void)state;
+	struct keel_buf b = KEEL_BUF_INIT;
+	assert_int_equal(keel_frame_append_query(&b, 0x1122334455667788ull, KEEL_FRAME_PROTOCOL_VERSION), 0);
+	struct keel_frame_parser p;
+	keel_frame_parser_init(&p);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	struct keel_frame f;
+	struct keel_err err;
+	uint64_t cid;
+	uint32_t version;
+	assert_int_equal(keel_frame_parser_next(&p, &f, NULL), 1);
+	assert_string_equal(keel_frame_kind_name(f.kind), "QUERY");
+	assert_int_equal(keel_frame_query_decode(&f, &cid, &version), 0);
+	assert_true(cid == 0x1122334455667788ull && version == KEEL_FRAME_PROTOCOL_VERSION);
+	keel_buf_free(&b);
+	append_hello(&b);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	assert_int_equal(keel_frame_parser_next(&p, &f, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "after QUERY"));
+	keel_frame_parser_free(&p);
+	/* After a HELLO, a QUERY is out of order; an ANSWER never travels that way. */
+	keel_buf_free(&b);
+	append_hello(&b);
+	assert_int_equal(keel_frame_append_query(&b, 1, 1), 0);
+	keel_frame_parser_init(&p);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	assert_int_equal(keel_frame_parser_next(&p, &f, NULL), 1);
+	assert_int_equal(keel_frame_parser_next(&p, &f, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "QUERY after HELLO"));
+	keel_frame_parser_free(&p);
+	keel_buf_free(&b);
+	append(&b, KEEL_FRAME_ANSWER, "{}", 2);
+	keel_frame_parser_init(&p);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	assert_int_equal(keel_frame_parser_next(&p, &f, &err), -EPROTO);
+	keel_frame_parser_free(&p);
+	/* The dialer's side: ANSWER frames (any size, empty too), nothing else. */
+	append(&b, KEEL_FRAME_ANSWER, "", 0);
+	keel_frame_parser_init_answer(&p);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	assert_int_equal(keel_frame_parser_next(&p, &f, NULL), 1);
+	assert_int_equal(f.kind, KEEL_FRAME_ANSWER);
+	assert_int_equal(f.len, 2);
+	assert_memory_equal(f.payload, "{}", 2);
+	assert_int_equal(keel_frame_parser_next(&p, &f, NULL), 1);
+	assert_int_equal(f.len, 0);
+	keel_buf_free(&b);
+	assert_int_equal(keel_frame_append_removed(&b, 5), 0);
+	assert_int_equal(keel_frame_parser_feed(&p, b.data, b.len), 0);
+	assert_int_equal(keel_frame_parser_next(&p, &f, &err), -EPROTO);
+	assert_non_null(strstr(err.msg, "in answer to a QUERY"));
+	keel_frame_parser_free(&p);
+	keel_buf_free(&b);
+}
+
 static void frame_removed_replies_only_flow_back(void **state)
 {
 	(void)state;
@@ -503,6 +562,7 @@ int main(void)
 		cmocka_unit_test(frame_truncated_input_waits_for_more),
 		cmocka_unit_test(frame_out_of_order_frames_are_rejected),
 		cmocka_unit_test(frame_removed_replies_only_flow_back),
+		cmocka_unit_test(frame_query_then_answer),
 		cmocka_unit_test(frame_allocation_failures_are_reported_not_fatal),
 	};
 	return cmocka_run_group_tests_name("raftio/frame", tests, NULL, NULL);

@@ -253,6 +253,12 @@ static void on_removed(void *ud, keel_raft_id told_by)
 	n->told_by = told_by;
 }
 
+static int on_query(void *ud, struct keel_buf *out)
+{
+	struct node *n = ud;
+	return keel_buf_printf(out, "{\"node\":%llu}", (unsigned long long)n->id);
+}
+
 static void on_node_closed(void *ud)
 {
 	struct node *n = ud;
@@ -296,6 +302,7 @@ static int try_start(struct fixture *f, int idx, keel_raft_id id, const struct o
 		.on_snapshot_sent = on_snapshot_sent,
 		.is_removed = is_removed,
 		.on_removed = on_removed,
+		.on_query = on_query,
 		.more_listen = o ? o->more : NULL,
 		.n_more_listen = o ? o->n_more : 0,
 		.ud = n,
@@ -1177,6 +1184,104 @@ static uint16_t free_port(void)
 	return port;
 }
 
+/* keel_transport_query blocks: it runs on a thread while the loop serves. */
+struct query_job {
+	struct keel_transport_query_opts o;
+	uv_async_t wake;
+	int rc;
+	char *answer;
+	size_t len;
+	struct keel_err err;
+	volatile bool done;
+};
+
+static void query_thread(void *arg)
+{
+	struct query_job *j = arg;
+	j->rc = keel_transport_query(&j->o, &j->answer, &j->len, &j->err);
+	j->done = true;
+	uv_async_send(&j->wake);
+}
+
+static void query_woken(uv_async_t *h)
+{
+	(void)h;
+}
+
+static void query_closed(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static int run_query(struct fixture *f, struct query_job *j)
+{
+	uv_async_init(&f->loop, &j->wake, query_woken);
+	uv_thread_t th;
+	assert_int_equal(uv_thread_create(&th, query_thread, j), 0);
+	assert_true(RUN_UNTIL(f, j->done, WAIT_MS));
+	uv_thread_join(&th);
+	uv_close((uv_handle_t *)&j->wake, query_closed);
+	uv_run(&f->loop, UV_RUN_NOWAIT);
+	return j->rc;
+}
+
+static void query_node(struct fixture *f, enum tls_mode tls)
+{
+	struct opts o = {.tls = tls};
+	start_node(f, 0, 7, &o);
+	char cert[128], key[128], ca[128];
+	struct query_job j = {.o = {.host = "127.0.0.1", .port = port_of(f, 0), .cluster_id = 1, .timeout_ms = 5000}};
+	if (tls == TLS) {
+		snprintf(cert, sizeof(cert), "%s/n2.crt", certs.dir);
+		snprintf(key, sizeof(key), "%s/n2.key", certs.dir);
+		snprintf(ca, sizeof(ca), "%s/ca.crt", certs.dir);
+		j.o.cert_file = cert;
+		j.o.key_file = key;
+		j.o.ca_file = ca;
+	}
+	assert_int_equal(run_query(f, &j), 0);
+	assert_string_equal(j.answer, "{\"node\":7}");
+	assert_int_equal(j.len, strlen("{\"node\":7}"));
+	keel_free(j.answer);
+	/* Another cluster's QUERY is not answered: the acceptor hangs up. */
+	struct query_job other = {.o = j.o};
+	other.o.cluster_id = 2;
+	assert_int_equal(run_query(f, &other), -EPROTO);
+	/* Nobody listening. */
+	uint16_t port = port_of(f, 0);
+	close_node(f, 0);
+	struct query_job gone = {.o = j.o};
+	gone.o.port = port;
+	assert_true(run_query(f, &gone) < 0);
+}
+
+static void transport_answers_a_query(void **state)
+{
+	query_node(*state, PLAIN);
+}
+
+static void transport_tls_answers_a_query(void **state)
+{
+	NEED_CERTS();
+	query_node(*state, TLS);
+}
+
+/* Both directions up: active since then; a peer that went away is not active. */
+static void transport_tells_since_when_a_peer_is_active(void **state)
+{
+	struct fixture *f = *state;
+	start_node(f, 0, 1, NULL);
+	start_node(f, 1, 2, NULL);
+	assert_int_equal(keel_transport_active_since(f->n[0].t, 2), 0);
+	link_nodes(f, 0, 1);
+	assert_true(RUN_UNTIL(f, keel_transport_active_since(f->n[0].t, 2) && keel_transport_active_since(f->n[1].t, 1),
+			      WAIT_MS));
+	assert_true(keel_transport_active_since(f->n[0].t, 2) <= uv_now(&f->loop));
+	assert_int_equal(keel_transport_active_since(f->n[0].t, 3), 0);
+	close_node(f, 1);
+	assert_true(RUN_UNTIL(f, keel_transport_active_since(f->n[0].t, 2) == 0, WAIT_MS));
+}
+
 static void transport_listens_on_several_addresses(void **state)
 {
 	struct fixture *f = *state;
@@ -1225,6 +1330,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(transport_tells_a_removed_peer_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(transport_tls_tells_a_removed_peer_so, setup, teardown),
 		cmocka_unit_test_setup_teardown(transport_listens_on_several_addresses, setup, teardown),
+		cmocka_unit_test_setup_teardown(transport_answers_a_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(transport_tls_answers_a_query, setup, teardown),
+		cmocka_unit_test_setup_teardown(transport_tells_since_when_a_peer_is_active, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("raftio/transport", tests, group_setup, group_teardown);
 }
