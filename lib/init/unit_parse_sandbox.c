@@ -94,8 +94,8 @@ static int parse_caps(struct keel__pctx *c, struct keel_exec_sandbox *sb, const 
 		if (r == 0)
 			break;
 		int cap = keel_capability_from_name(word);
-		if (cap < 0)
-			keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse capability '%s' in %s=, ignoring", word, c->key);
+		if (cap < 0) /* systemd says this only at debug level */
+			keel__pwarn(c, KEEL_DIAG_DEBUG, "Failed to parse capability '%s' in %s=, ignoring", word, c->key);
 		else
 			sum |= 1ULL << cap;
 		keel_free(word);
@@ -133,12 +133,11 @@ static int parse_secure_bits(struct keel__pctx *c, struct keel_exec_sandbox *sb,
 		size_t i = 0;
 		while (i < KEEL_ARRAY_SIZE(names) && strcmp(word, names[i]) != 0)
 			i++;
-		if (i == KEEL_ARRAY_SIZE(names)) {
-			keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse secure bits, ignoring: %s", v);
-			keel_free(word);
-			return 0;
-		}
-		bits |= 1u << i; /* SECBIT_NOROOT is bit 0, ... SECBIT_KEEP_CAPS_LOCKED bit 5 */
+		/* systemd's secure_bits_from_string() skips unknown words (at debug level) */
+		if (i == KEEL_ARRAY_SIZE(names))
+			keel__pwarn(c, KEEL_DIAG_DEBUG, "Unknown secure bit '%s', ignoring", word);
+		else
+			bits |= 1u << i; /* SECBIT_NOROOT is bit 0, ... SECBIT_KEEP_CAPS_LOCKED bit 5 */
 		keel_free(word);
 	}
 	sb->secure_bits = bits;
@@ -424,9 +423,9 @@ static int parse_syscall_archs(struct keel__pctx *c, struct keel_exec_sandbox *s
 			sb->syscall_arch_native = true;
 		else if (a)
 			keel__pwarn(c, KEEL_DIAG_WARNING,
-				    "SystemCallArchitectures=%s: keel-init allows only the native architecture, ignoring", word);
+				    "SystemCallArchitectures=%s is not supported by keel-init (only native), ignoring", word);
 		else
-			keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse system call architecture, ignoring: %s", word);
+			keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse system call architecture \"%s\", ignoring: Invalid argument", word);
 		keel_free(word);
 	}
 }
@@ -456,8 +455,10 @@ static int parse_dirs(struct keel__pctx *c, const char ***list, const char *v)
 		if (r > 0)
 			continue;
 		keel_path_simplify(k);
-		if (!*k || keel_path_is_absolute(k) || !keel_path_is_normalized(k) || strcmp(k, ".") == 0) {
-			keel__pwarn(c, KEEL_DIAG_WARNING, "%s= path is not valid, ignoring assignment: %s", c->key, k);
+		if (keel_path_is_absolute(k)) {
+			keel__pwarn(c, KEEL_DIAG_ERR, "%s= path is absolute, ignoring: %s", c->key, k);
+		} else if (!*k || !keel_path_is_normalized(k) || strcmp(k, ".") == 0) {
+			keel__pwarn(c, KEEL_DIAG_ERR, "%s= path is not normalized, ignoring: %s", c->key, k);
 		} else {
 			r = keel_pool_strv_add(c->u->pool, list, k);
 		}
