@@ -1090,6 +1090,7 @@ void keel_mgr_free(struct keel_mgr *m)
 		return;
 	job_free_all(m);
 	control_close(m);
+	keel_sandbox_cache_clear();
 	notify_close(m);
 	/* Units: collect first, the table changes while freeing. */
 	size_t it = 0;

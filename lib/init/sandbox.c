@@ -22,6 +22,7 @@
 
 #include <seccomp.h>
 
+#include "base/buf.h"
 #include "base/mem.h"
 #include "base/str.h"
 
@@ -134,7 +135,7 @@ static int last_cap(void)
 	return v > 0 && v < 63 ? v : 40;
 }
 
-static int seccomp_build(const struct keel_exec_sandbox *sb, struct builder *b, struct sock_fprog *ret)
+static int seccomp_compile(const struct keel_exec_sandbox *sb, struct sock_fprog *ret)
 {
 	uint32_t def = sb->syscall_errno == KEEL_SECCOMP_KILL ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_ERRNO((uint32_t)sb->syscall_errno);
 	bool allow = sb->syscall_filter_set && sb->syscall_allow_list;
@@ -192,9 +193,80 @@ static int seccomp_build(const struct keel_exec_sandbox *sb, struct builder *b, 
 	}
 	if (fd >= 0)
 		close(fd);
-	if (r < 0)
-		warnf(b, "Failed to build the system call filter: %s", strerror(-r));
 	return r;
+}
+
+/* Compiling a filter costs ~20 ms for @system-service on three ABIs (libseccomp's BPF
+ * generation), more than the rest of a spawn: the last few programs are kept, keyed by
+ * everything that goes into them, since a unit's filter only changes on daemon-reload. */
+#define SECCOMP_CACHE 16
+static struct {
+	char *key;
+	struct sock_filter *filter;
+	unsigned short len;
+} cache[SECCOMP_CACHE];
+static unsigned cache_next;
+
+static char *seccomp_key(const struct keel_exec_sandbox *sb)
+{
+	struct keel_buf k = KEEL_BUF_INIT;
+	int r = keel_buf_printf(&k, "%d|%d|%d|%d|", sb->syscall_filter_set, sb->syscall_allow_list,
+				sb->syscall_arch_native, sb->syscall_errno);
+	for (size_t i = 0; r == 0 && sb->syscall_filter && sb->syscall_filter[i]; i++)
+		r = keel_buf_printf(&k, "%s,", sb->syscall_filter[i]);
+	if (r < 0) {
+		keel_buf_free(&k);
+		return NULL;
+	}
+	return k.data; /* the buffer's allocation, NUL-terminated */
+}
+
+static int seccomp_build(const struct keel_exec_sandbox *sb, struct builder *b, struct sock_fprog *ret)
+{
+	char *key = seccomp_key(sb);
+	if (!key)
+		return -ENOMEM;
+	for (unsigned i = 0; i < SECCOMP_CACHE; i++) {
+		if (cache[i].key && strcmp(cache[i].key, key) == 0) {
+			keel_free(key);
+			size_t bytes = cache[i].len * sizeof(struct sock_filter);
+			if (!(ret->filter = keel_malloc(bytes)))
+				return -ENOMEM;
+			memcpy(ret->filter, cache[i].filter, bytes);
+			ret->len = cache[i].len;
+			return 0;
+		}
+	}
+	int r = seccomp_compile(sb, ret);
+	if (r < 0) {
+		keel_free(key);
+		warnf(b, "Failed to build the system call filter: %s", strerror(-r));
+		return r;
+	}
+	size_t bytes = ret->len * sizeof(struct sock_filter);
+	struct sock_filter *copy = keel_malloc(bytes);
+	if (!copy) {
+		keel_free(key);
+		return 0; /* not cached; the program itself is fine */
+	}
+	memcpy(copy, ret->filter, bytes);
+	unsigned slot = cache_next++ % SECCOMP_CACHE;
+	keel_free(cache[slot].key);
+	keel_free(cache[slot].filter);
+	cache[slot].key = key;
+	cache[slot].filter = copy;
+	cache[slot].len = ret->len;
+	return 0;
+}
+
+void keel_sandbox_cache_clear(void)
+{
+	for (unsigned i = 0; i < SECCOMP_CACHE; i++) {
+		keel_free(cache[i].key);
+		keel_free(cache[i].filter);
+		cache[i].key = NULL;
+		cache[i].filter = NULL;
+	}
 }
 
 static int make_inaccessible_nodes(const char *dir, char **ret_dir, char **ret_reg)

@@ -52,6 +52,8 @@ int keel_sandbox_plan_make(const struct keel_exec_sandbox *sb, bool private_tmp,
 			   uid_t uid, const char *root_directory, const char *inaccessible_dir,
 			   keel_sandbox_warn_fn warn, void *userdata, struct keel_sandbox_plan *ret);
 void keel_sandbox_plan_free(struct keel_sandbox_plan *p);
+/* Free the cache of compiled seccomp programs (at exit, for leak checkers). */
+void keel_sandbox_cache_clear(void);
 
 /* A new network namespace with only "lo", up; keel-init stays in its own. fd or -errno. */
 int keel_sandbox_netns_new(void);
