@@ -37,6 +37,20 @@ static int mkdir_parents(char *path)
 	return 0;
 }
 
+/* systemd hands a directory's contents over too when its owner is not the unit's user (a
+ * changed User=, or a directory made by a "+" command): nftw has no user data, hence these. */
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)flag;
+	(void)ftw;
+	if ((st->st_uid != chown_uid || st->st_gid != chown_gid) && lchown(path, chown_uid, chown_gid) < 0)
+		return -errno;
+	return 0;
+}
+
 static void warn_cb(void *ud, const char *msg)
 {
 	unit_log(ud, 4, "%s", msg);
@@ -64,8 +78,15 @@ int svc_sandbox_prepare(struct mu *mu, struct keel_spawn *sp, bool privileged, c
 				r = -errno;
 			if (r == 0 && chmod(path, sb->dir_mode[d]) < 0)
 				r = -errno;
-			if (r == 0 && sp->set_creds && chown(path, sp->uid, sp->gid) < 0)
-				r = -errno;
+			struct stat st;
+			if (r == 0 && sp->set_creds && stat(path, &st) == 0 &&
+			    (st.st_uid != sp->uid || st.st_gid != sp->gid)) {
+				chown_uid = sp->uid;
+				chown_gid = sp->gid;
+				r = nftw(path, chown_one, 16, FTW_PHYS | FTW_MOUNT);
+				if (r > 0)
+					r = -EIO;
+			}
 			if (r < 0) {
 				unit_log(mu, 3, "Failed to set up %s= %s: %s", dir_key[d], path, strerror(-r));
 				keel_buf_free(&val);

@@ -256,6 +256,9 @@ def test_runtime_state_cache_logs_directories(init, tmp_path):
                             "ExecStart=/bin/sh -c 'echo \"dirs=$RUNTIME_DIRECTORY|$STATE_DIRECTORY|$CACHE_DIRECTORY|"
                             f"$LOGS_DIRECTORY\"; touch /run/{tag}/a/x /var/lib/{tag}/y && echo wrote; "
                             "exec sleep 1000'\n")
+        # a state directory left by root: its contents are handed to the user too
+        (Path("/var/lib") / tag / "old").mkdir(parents=True)
+        (Path("/var/lib") / tag / "old" / "f").write_text("x")
         k.unit("p.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
                             f"RuntimeDirectory={tag}/kept\nRuntimeDirectoryPreserve=yes\nExecStart=/bin/true\n")
         assert k.ctl("daemon-reload").returncode == 0
@@ -268,6 +271,7 @@ def test_runtime_state_cache_logs_directories(init, tmp_path):
         assert (st.st_uid, st.st_gid, st.st_mode & 0o777) == (nobody.pw_uid, nobody.pw_gid, 0o750)
         st = os.stat(f"/var/lib/{tag}")
         assert (st.st_uid, st.st_mode & 0o777) == (nobody.pw_uid, 0o700)
+        assert os.stat(f"/var/lib/{tag}/old/f").st_uid == nobody.pw_uid
         assert os.stat(f"/var/log/{tag}").st_mode & 0o777 == 0o755
         assert k.ctl("stop", "d.service", "p.service").returncode == 0
         # RuntimeDirectory= goes at stop, unless preserved; the others stay
