@@ -261,8 +261,11 @@ def test_runtime_state_cache_logs_directories(init, tmp_path):
         (Path("/var/lib") / tag / "old" / "f").write_text("x")
         k.unit("p.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
                             f"RuntimeDirectory={tag}/kept\nRuntimeDirectoryPreserve=yes\nExecStart=/bin/true\n")
+        k.unit("r.service", "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+                            f"RuntimeDirectory={tag}/rae\nExecStart=/bin/true\n")
         assert k.ctl("daemon-reload").returncode == 0
-        assert k.ctl("start", "d.service", "p.service").returncode == 0
+        assert k.ctl("start", "d.service", "p.service", "r.service").returncode == 0
+        assert Path(f"/run/{tag}/rae").is_dir()  # kept while the unit is active (exited)
         k.wait(lambda: "wrote" in k.unit_log("d.service"), what="the service's report")
         line = next(l for l in k.unit_log("d.service").splitlines() if l.startswith("dirs="))
         envs = line[5:].split("|")
@@ -273,7 +276,8 @@ def test_runtime_state_cache_logs_directories(init, tmp_path):
         assert (st.st_uid, st.st_mode & 0o777) == (nobody.pw_uid, 0o700)
         assert os.stat(f"/var/lib/{tag}/old/f").st_uid == nobody.pw_uid
         assert os.stat(f"/var/log/{tag}").st_mode & 0o777 == 0o755
-        assert k.ctl("stop", "d.service", "p.service").returncode == 0
+        assert k.ctl("stop", "d.service", "p.service", "r.service").returncode == 0
+        assert not Path(f"/run/{tag}/rae").exists()
         # RuntimeDirectory= goes at stop, unless preserved; the others stay
         assert not Path(f"/run/{tag}/a").exists() and not Path(f"/run/{tag}/b").exists()
         assert Path(f"/run/{tag}/kept").is_dir()
