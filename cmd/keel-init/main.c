@@ -23,6 +23,7 @@
 #include "init/ev.h"
 #include "init/journal.h"
 #include "init/manager.h"
+#include "init/values.h"
 
 static void usage(FILE *f)
 {
@@ -34,6 +35,10 @@ static void usage(FILE *f)
 		   "  --no-boot              Start nothing until asked through the control socket\n"
 		   "  --runtime-dir DIR      Control and notify sockets (default /run/keel)\n"
 		   "  --journal-dir DIR      The journal of unit output (default " KEEL_JOURNAL_DEFAULT_DIR ")\n"
+		   "  --journal-max-use SIZE The journal's files together stay below SIZE (K, M, G; default\n"
+		   "                         10%% of its file system, within 16M..1G); oldest files go first\n"
+		   "  --journal-max-file-size SIZE  Start a new file past SIZE (default max-use/8, 1M..128M)\n"
+		   "  --journal-max-files N  Keep at most N files (default 100)\n"
 		   "  --cgroup-root NAME     Units' cgroups go under NAME (default keel.slice)\n"
 		   "  --config-dir DIR       Where enable/disable/mask write links\n"
 		   "  --cgroup-v1            Ignore cgroup2 (run a hybrid host as cgroup v1)\n"
@@ -116,7 +121,7 @@ int main(int argc, char **argv)
 	bool boot = true;
 	enum keel_log_level level = KEEL_LOG_INFO;
 	enum { O_UNIT_PATH = 256, O_NO_DEFAULT, O_SYSTEMD, O_TARGET, O_NO_BOOT, O_RUNTIME, O_JOURNAL, O_CGROOT,
-	       O_CONFIG, O_LEVEL, O_CGV1 };
+	       O_CONFIG, O_LEVEL, O_CGV1, O_JMAXUSE, O_JMAXFILE, O_JMAXFILES };
 	static const struct option opts[] = {
 		{"unit-path", required_argument, NULL, O_UNIT_PATH},
 		{"no-default-paths", no_argument, NULL, O_NO_DEFAULT},
@@ -125,6 +130,9 @@ int main(int argc, char **argv)
 		{"no-boot", no_argument, NULL, O_NO_BOOT},
 		{"runtime-dir", required_argument, NULL, O_RUNTIME},
 		{"journal-dir", required_argument, NULL, O_JOURNAL},
+		{"journal-max-use", required_argument, NULL, O_JMAXUSE},
+		{"journal-max-file-size", required_argument, NULL, O_JMAXFILE},
+		{"journal-max-files", required_argument, NULL, O_JMAXFILES},
 		{"cgroup-root", required_argument, NULL, O_CGROOT},
 		{"config-dir", required_argument, NULL, O_CONFIG},
 		{"cgroup-v1", no_argument, NULL, O_CGV1},
@@ -145,6 +153,25 @@ int main(int argc, char **argv)
 		case O_NO_BOOT: boot = false; break;
 		case O_RUNTIME: cfg.runtime_dir = optarg; break;
 		case O_JOURNAL: cfg.journal_dir = optarg; break;
+		case O_JMAXUSE:
+		case O_JMAXFILE:
+		case O_JMAXFILES: {
+			uint64_t v;
+			if ((c == O_JMAXFILES ? keel_safe_atou64(optarg, &v) : keel_parse_size(optarg, 1024, &v)) < 0 ||
+			    v == 0 || (c == O_JMAXFILES && v > 100000)) {
+				fprintf(stderr, "keel-init: invalid --%s: %s\n",
+					c == O_JMAXUSE ? "journal-max-use" : c == O_JMAXFILE ? "journal-max-file-size" : "journal-max-files",
+					optarg);
+				return 2;
+			}
+			if (c == O_JMAXUSE)
+				cfg.journal_max_use = v;
+			else if (c == O_JMAXFILE)
+				cfg.journal_max_file_size = v;
+			else
+				cfg.journal_max_files = (unsigned)v;
+			break;
+		}
 		case O_CGROOT: cfg.cgroup_root = optarg; break;
 		case O_CONFIG: cfg.config_dir = optarg; break;
 		case O_CGV1: cfg.cgroup_v1_only = true; break;

@@ -116,6 +116,24 @@ static int print_json(struct keel_buf *b, const struct keel_journal_entry *e)
 	return 0;
 }
 
+/* systemd's format_bytes(): "512B", "1.5K", "16.0M" (base 1024). */
+static const char *format_bytes(uint64_t v, char *out, size_t size)
+{
+	static const char units[] = "KMGTPE";
+	if (v < 1024) {
+		snprintf(out, size, "%lluB", (unsigned long long)v);
+		return out;
+	}
+	double d = (double)v / 1024;
+	int u = 0;
+	while (d >= 1024 && units[u + 1]) {
+		d /= 1024;
+		u++;
+	}
+	snprintf(out, size, "%.1f%c", d, units[u]);
+	return out;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "Usage: keelctl journal [OPTIONS...]\n\n"
@@ -129,12 +147,15 @@ static void usage(FILE *f)
 		   "  -D --directory=DIR      Read DIR (default: the journal of the keel-init at --socket,\n"
 		   "                          else " KEEL_JOURNAL_DEFAULT_DIR ")\n"
 		   "  -a --all                Show messages with control characters as they are\n"
-		   "  -q --quiet              Do not say \"-- No entries --\"\n");
+		   "  -q --quiet              Do not say \"-- No entries --\"\n"
+		   "     --disk-usage         Show what the journal's files take on disk\n"
+		   "     --vacuum-size=SIZE   Delete the oldest files until they take at most SIZE\n"
+		   "                          (K, M, G; the newest file, keel-init's, always stays)\n");
 }
 
 int keelctl_journal(struct keelctl *ctl, int argc, char **argv)
 {
-	enum { OPT_NO_PAGER = 256 };
+	enum { OPT_NO_PAGER = 256, OPT_DISK_USAGE, OPT_VACUUM_SIZE };
 	static const struct option opts[] = {
 		{"unit", required_argument, NULL, 'u'},
 		{"lines", optional_argument, NULL, 'n'},
@@ -147,6 +168,8 @@ int keelctl_journal(struct keelctl *ctl, int argc, char **argv)
 		{"all", no_argument, NULL, 'a'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"no-pager", no_argument, NULL, OPT_NO_PAGER},
+		{"disk-usage", no_argument, NULL, OPT_DISK_USAGE},
+		{"vacuum-size", required_argument, NULL, OPT_VACUUM_SIZE},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -160,7 +183,8 @@ int keelctl_journal(struct keelctl *ctl, int argc, char **argv)
 	struct keel_journal_filter filter = {.max_priority = -1};
 	const char *dir = NULL;
 	char *asked = NULL;
-	bool follow = false, all = false, quiet = false, lines_set = false;
+	bool follow = false, all = false, quiet = false, lines_set = false, disk_usage = false;
+	uint64_t vacuum = UINT64_MAX;
 	uint64_t lines = 0; /* 0 with lines_set: all */
 	enum output out = OUT_SHORT;
 	uint64_t now = (uint64_t)keel_wall_ns() / 1000;
@@ -236,6 +260,15 @@ int keelctl_journal(struct keelctl *ctl, int argc, char **argv)
 			break;
 		case OPT_NO_PAGER:
 			break;
+		case OPT_DISK_USAGE:
+			disk_usage = true;
+			break;
+		case OPT_VACUUM_SIZE:
+			if (keel_parse_size(optarg, 1024, &vacuum) < 0) {
+				fprintf(stderr, "Failed to parse vacuum size: %s\n", optarg);
+				goto out;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			rc = KEELCTL_OK;
@@ -256,6 +289,30 @@ int keelctl_journal(struct keelctl *ctl, int argc, char **argv)
 	if (!dir)
 		dir = (asked = keelctl_journal_dir(ctl)) ? asked : KEEL_JOURNAL_DEFAULT_DIR;
 	rc = KEELCTL_FAILED;
+	if (disk_usage || vacuum != UINT64_MAX) {
+		char sz[32];
+		int e = 0;
+		if (vacuum != UINT64_MAX) {
+			uint64_t freed = 0;
+			if ((e = keel_journal_vacuum_size(dir, vacuum, &freed)) < 0) {
+				fprintf(stderr, "Failed to vacuum %s: %s\n", dir, keel_strerror(e));
+				goto out;
+			}
+			fprintf(stderr, "Vacuuming done, freed %s of archived journals from %s.\n",
+				format_bytes(freed, sz, sizeof(sz)), dir);
+		}
+		if (disk_usage) {
+			uint64_t used = 0;
+			if ((e = keel_journal_disk_usage(dir, &used)) < 0) {
+				fprintf(stderr, "Failed to get disk usage of %s: %s\n", dir, keel_strerror(e));
+				goto out;
+			}
+			printf("Archived and active journals take up %s in the file system.\n",
+			       format_bytes(used, sz, sizeof(sz)));
+		}
+		rc = KEELCTL_OK;
+		goto out;
+	}
 	struct keel_err err = {0};
 	int e = keel_journal_reader_open(dir, &filter, follow, &r, &err);
 	if (e == -ENOENT && !follow) {

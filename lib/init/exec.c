@@ -41,6 +41,11 @@ const char *keel_spawn_step_name(int step)
 	case KEEL_EXIT_SETSID: return "SETSID";
 	case KEEL_EXIT_STDERR: return "STDERR";
 	case KEEL_EXIT_NAMESPACE: return "NAMESPACE";
+	case KEEL_EXIT_SECUREBITS: return "SECUREBITS";
+	case KEEL_EXIT_CAPABILITIES: return "CAPABILITIES";
+	case KEEL_EXIT_NETWORK: return "NETWORK";
+	case KEEL_EXIT_NO_NEW_PRIVILEGES: return "NO_NEW_PRIVILEGES";
+	case KEEL_EXIT_SECCOMP: return "SECCOMP";
 	default: return "UNKNOWN";
 	}
 }
@@ -142,6 +147,15 @@ static int child_main(void *arg)
 	/* Whatever keel-init inherited without O_CLOEXEC must not leak into services. */
 	syscall(SYS_close_range, 3 + n_pass, ~0U, CLOSE_RANGE_CLOEXEC);
 
+	const struct keel_sandbox_plan *sb = sp->sandbox;
+	if (sb && sb->netns_fd >= 0 && setns(sb->netns_fd, CLONE_NEWNET) < 0)
+		child_fail(err_fd, KEEL_EXIT_NETWORK, errno);
+	if (sp->private_tmp || (sb && sb->mount_ns)) {
+		/* A mount namespace of our own, a slave of the host's: mounts propagate in, never
+		 * out. */
+		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+			child_fail(err_fd, KEEL_EXIT_NAMESPACE, errno);
+	}
 	if (sp->private_tmp) {
 		char a_tmp[4096], a_var[4096];
 		size_t l = strlen(sp->private_tmp);
@@ -153,12 +167,15 @@ static int child_main(void *arg)
 		memcpy(a_var + l, "/var-tmp", 9);
 		/* /var/tmp first: both directories live under the host's /tmp, which the second
 		 * bind mount hides. */
-		if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-			child_fail(err_fd, KEEL_EXIT_NAMESPACE, errno);
 		if (access("/var/tmp", F_OK) == 0 && mount(a_var, "/var/tmp", NULL, MS_BIND, NULL) < 0)
 			child_fail(err_fd, KEEL_EXIT_NAMESPACE, errno);
 		if (mount(a_tmp, "/tmp", NULL, MS_BIND, NULL) < 0)
 			child_fail(err_fd, KEEL_EXIT_NAMESPACE, errno);
+	}
+	if (sb && sb->mount_ns) {
+		int e = keel_sandbox_child_mounts(sb);
+		if (e)
+			child_fail(err_fd, KEEL_EXIT_NAMESPACE, e);
 	}
 	for (int i = 0; i < sp->n_rlimits; i++)
 		if (setrlimit(sp->rlimits[i].resource, &sp->rlimits[i].lim) < 0)
@@ -170,6 +187,12 @@ static int child_main(void *arg)
 		child_fail(err_fd, KEEL_EXIT_CHROOT, errno);
 	if (chdir(sp->workdir ? sp->workdir : "/") < 0 && !sp->workdir_missing_ok)
 		child_fail(err_fd, KEEL_EXIT_CHDIR, errno);
+	bool changing_user = sp->set_creds && sp->uid != 0;
+	if (sb) {
+		int e = keel_sandbox_child_caps_before(sb, changing_user);
+		if (e)
+			child_fail(err_fd, e == EPERM && sb->secure_bits_set ? KEEL_EXIT_SECUREBITS : KEEL_EXIT_CAPABILITIES, e);
+	}
 	if (sp->set_creds) {
 		/* Raw system calls: glibc's wrappers would try to apply them to every thread of the
 		 * process whose memory this child shares. */
@@ -179,10 +202,20 @@ static int child_main(void *arg)
 		if (syscall(SYS_setresuid, sp->uid, sp->uid, sp->uid) < 0)
 			child_fail(err_fd, KEEL_EXIT_USER, errno);
 	}
+	if (sb) {
+		int e = keel_sandbox_child_caps_after(sb, changing_user);
+		if (e)
+			child_fail(err_fd, e == EINVAL && sb->no_new_privs ? KEEL_EXIT_NO_NEW_PRIVILEGES : KEEL_EXIT_CAPABILITIES, e);
+	}
 	pid_t self = (pid_t)syscall(SYS_getpid);
 	for (int i = 0; i < 2; i++)
 		if (sp->pid_slots[i])
 			put_pid(sp->pid_slots[i], self);
+	if (sb) {
+		int e = keel_sandbox_child_seccomp(sb);
+		if (e)
+			child_fail(err_fd, KEEL_EXIT_SECCOMP, e);
+	}
 	execve(sp->path, sp->argv, sp->envp);
 	child_fail(err_fd, KEEL_EXIT_EXEC, errno);
 }

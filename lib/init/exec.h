@@ -17,6 +17,7 @@
 
 #include "base/macro.h"
 #include "init/cgroup.h"
+#include "init/sandbox.h"
 #include "init/unit.h"
 
 /* systemd's exit codes for the steps of process setup (systemd.exec(5) "Process Exit Codes"). */
@@ -25,7 +26,8 @@ enum {
 	KEEL_EXIT_MEMORY = 204, KEEL_EXIT_LIMITS = 205, KEEL_EXIT_SIGNAL_MASK = 207,
 	KEEL_EXIT_STDIN = 208, KEEL_EXIT_STDOUT = 209, KEEL_EXIT_CHROOT = 210, KEEL_EXIT_GROUP = 216,
 	KEEL_EXIT_USER = 217, KEEL_EXIT_CGROUP = 219, KEEL_EXIT_SETSID = 220, KEEL_EXIT_STDERR = 222,
-	KEEL_EXIT_NAMESPACE = 226,
+	KEEL_EXIT_SECUREBITS = 213, KEEL_EXIT_CAPABILITIES = 218, KEEL_EXIT_NETWORK = 225,
+	KEEL_EXIT_NAMESPACE = 226, KEEL_EXIT_NO_NEW_PRIVILEGES = 227, KEEL_EXIT_SECCOMP = 228,
 };
 
 #define KEEL_SPAWN_MAX_FDS 64
@@ -50,6 +52,7 @@ struct keel_spawn {
 	bool workdir_missing_ok;
 	const char *rootdir;     /* NULL: none */
 	const char *private_tmp; /* a directory holding tmp/ and var-tmp/, bound on /tmp and /var/tmp */
+	const struct keel_sandbox_plan *sandbox; /* NULL: none (sandbox.h) */
 	mode_t umask;
 	bool nice_set;
 	int nice;

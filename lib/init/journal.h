@@ -118,6 +118,13 @@ int keel_journal_reader_fd(const struct keel_journal_reader *r);
 /* Bytes skipped as damaged so far (torn tails, bad CRCs). */
 uint64_t keel_journal_reader_skipped(const struct keel_journal_reader *r);
 
+/* What the journal files of dir take on disk (allocated blocks), as journalctl --disk-usage
+ * counts. 0 or -errno. */
+int keel_journal_disk_usage(const char *dir, uint64_t *ret_bytes);
+/* journalctl --vacuum-size=: delete the oldest files until the directory takes at most
+ * max_bytes, never the newest one (a running writer's). *ret_freed: bytes deleted. 0 or -errno. */
+int keel_journal_vacuum_size(const char *dir, uint64_t max_bytes, uint64_t *ret_freed);
+
 /* journalctl's --since/--until syntax, in local time: "2026-11-27 21:00:00", "2026-11-27 21:00",
  * "2026-11-27", "21:00:00", "21:00", each optionally followed by " UTC"; "now", "today",
  * "yesterday", "tomorrow"; "-5min", "+1h", "1 hour ago", "5min ago"; "@1700000000". now_usec is

@@ -1043,7 +1043,11 @@ int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct k
 		m->sink = *sink;
 		*sink = (struct keel_logsink){0};
 	} else {
-		struct keel_journal_config jc = {.dir = cfg->journal_dir ? cfg->journal_dir : KEEL_JOURNAL_DEFAULT_DIR};
+		struct keel_journal_config jc = {
+			.dir = cfg->journal_dir ? cfg->journal_dir : KEEL_JOURNAL_DEFAULT_DIR,
+			.max_use = cfg->journal_max_use, .max_file_size = cfg->journal_max_file_size,
+			.max_files = cfg->journal_max_files,
+		};
 		if (!(m->journal_dir = keel_strdup(jc.dir))) {
 			r = keel_err_set(err, -ENOMEM, "out of memory");
 			goto fail;
@@ -1086,6 +1090,7 @@ void keel_mgr_free(struct keel_mgr *m)
 		return;
 	job_free_all(m);
 	control_close(m);
+	keel_sandbox_cache_clear();
 	notify_close(m);
 	/* Units: collect first, the table changes while freeing. */
 	size_t it = 0;

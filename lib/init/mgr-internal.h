@@ -79,6 +79,8 @@ struct svc_rt {
 	uint32_t n_restarts;
 	char *status_text;        /* STATUS= */
 	char *private_tmp;        /* the PrivateTmp= directory while the unit runs */
+	int netns_fd;             /* PrivateNetwork=: the unit's namespace, when netns_made */
+	bool netns_made;
 	int accept_fd;            /* Accept=yes: the connection (-1) */
 };
 
@@ -269,6 +271,14 @@ void svc_notify_message(struct mu *mu, pid_t pid, char *msg);
 /* For Accept=yes instances: take the connection. */
 void svc_set_accept_fd(struct mu *mu, int fd);
 int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_main, pid_t *ret);
+/* svc_sandbox.c: before a spawn, the unit's RuntimeDirectory= & co. (made, owned by the
+ * spawn's user, $RUNTIME_DIRECTORY & co. added to *env), its network namespace and the
+ * sandbox plan for sp (sp->sandbox = plan, free it after the spawn). 0 or -errno (logged). */
+int svc_sandbox_prepare(struct mu *mu, struct keel_spawn *sp, bool privileged, char ***env,
+			struct keel_sandbox_plan *plan);
+/* When the unit's processes are gone: RuntimeDirectory= removed (unless preserved, or
+ * restarting with RuntimeDirectoryPreserve=restart) and the network namespace released. */
+void svc_sandbox_stop(struct mu *mu, bool restarting);
 
 /* socket.c: the fds to pass to a service (LISTEN_FDS) and their names. */
 int sock_collect_fds(struct mu *svc, int *fds, int max, struct keel_buf *names);

@@ -334,6 +334,7 @@ int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_
 	struct keel_spawn sp = {.stdio = {-1, -1, -1}, .umask = ctx->umask, .cgroup_fd = -1};
 	gid_t groups[64];
 	const char *home = NULL;
+	struct keel_sandbox_plan plan = {.netns_fd = -1};
 
 	add_env(&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
 	if (!no_setuid && (r = resolve_creds(mu, ctx, &sp, groups, (int)KEEL_ARRAY_SIZE(groups), &env, &home)) < 0) {
@@ -372,6 +373,8 @@ int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_
 		}
 		r = 0;
 	}
+	if ((r = svc_sandbox_prepare(mu, &sp, privileged, &env, &plan)) < 0)
+		goto out;
 	int pass[KEEL_SPAWN_MAX_FDS];
 	int n_pass = 0;
 	if (is_main) {
@@ -515,6 +518,7 @@ out:
 		close(cg_fds[i]);
 	for (int i = 0; i < fds.n_close; i++)
 		close(fds.close[i]);
+	keel_sandbox_plan_free(&plan);
 	keel_strv_free(env);
 	keel_strv_free(argv);
 	keel_free(path);
@@ -586,6 +590,7 @@ static void enter_dead(struct mu *mu, int f, bool allow_restart)
 	s->main_pid = s->control_pid = 0;
 	unit_cgroup_release(mu);
 	private_tmp_remove(mu);
+	svc_sandbox_stop(mu, restart);
 	if (restart) {
 		set_state(mu, S_AUTO_RESTART);
 		arm(mu, sv->restart_usec ? sv->restart_usec : 1);
@@ -1252,6 +1257,7 @@ static void svc_init(struct mu *mu)
 	keel_ev_timer_init(&s->timer, on_timer, mu);
 	keel_ev_timer_init(&s->wd_timer, on_watchdog, mu);
 	s->accept_fd = -1;
+	s->netns_fd = -1;
 }
 
 static void svc_done(struct mu *mu)
@@ -1264,6 +1270,7 @@ static void svc_done(struct mu *mu)
 	keel_free(s->status_text);
 	s->status_text = NULL;
 	private_tmp_remove(mu);
+	svc_sandbox_stop(mu, false);
 	if (s->accept_fd >= 0)
 		close(s->accept_fd);
 	s->accept_fd = -1;

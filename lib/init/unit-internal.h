@@ -107,6 +107,21 @@ int keel__parse_cpu_quota(struct keel__pctx *c, const char *v, void *data, int l
 int keel__parse_cg_weight(struct keel__pctx *c, const char *v, void *data, int ltype);
 int keel__parse_service_sockets(struct keel__pctx *c, const char *v, void *data, int ltype);
 int keel__parse_bus_name(struct keel__pctx *c, const char *v, void *data, int ltype);
+/* (unit_parse_sandbox.c) data is the struct keel_exec_ctx; ltype a KEEL__SB_* */
+int keel__parse_sandbox(struct keel__pctx *c, const char *v, void *data, int ltype);
+void keel__exec_sandbox_free(struct keel_pool *p, struct keel_exec_sandbox *sb);
+enum keel__sandbox_field {
+	KEEL__SB_NO_NEW_PRIVILEGES, KEEL__SB_PRIVATE_DEVICES, KEEL__SB_PRIVATE_NETWORK,
+	KEEL__SB_PROTECT_KERNEL_TUNABLES, KEEL__SB_PROTECT_KERNEL_MODULES,
+	KEEL__SB_PROTECT_CONTROL_GROUPS, KEEL__SB_CAP_BOUNDING, KEEL__SB_CAP_AMBIENT,
+	KEEL__SB_SECURE_BITS, KEEL__SB_PROTECT_SYSTEM, KEEL__SB_PROTECT_HOME,
+	KEEL__SB_READ_ONLY_PATHS, KEEL__SB_READ_WRITE_PATHS, KEEL__SB_INACCESSIBLE_PATHS,
+	KEEL__SB_TEMPORARY_FS, KEEL__SB_BIND_PATHS, KEEL__SB_BIND_RO_PATHS,
+	KEEL__SB_SYSCALL_FILTER, KEEL__SB_SYSCALL_ERRNO, KEEL__SB_SYSCALL_ARCHS,
+	KEEL__SB_RUNTIME_DIR, KEEL__SB_STATE_DIR, KEEL__SB_CACHE_DIR, KEEL__SB_LOGS_DIR,
+	KEEL__SB_RUNTIME_DIR_MODE, KEEL__SB_STATE_DIR_MODE, KEEL__SB_CACHE_DIR_MODE,
+	KEEL__SB_LOGS_DIR_MODE, KEEL__SB_RUNTIME_DIR_PRESERVE,
+};
 /* (unit_parse_socket.c) */
 int keel__parse_listen(struct keel__pctx *c, const char *v, void *data, int ltype);
 int keel__parse_socket_service(struct keel__pctx *c, const char *v, void *data, int ltype);

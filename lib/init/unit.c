@@ -290,6 +290,7 @@ static void clear_settings(struct keel_unit *u)
 		for (size_t i = 0; i < KEEL_ARRAY_SIZE(strs); i++)
 			keel_pool_unref(p, strs[i]);
 		keel_free(e->rlimits);
+		keel__exec_sandbox_free(p, e->sandbox);
 		keel_pool_strv_clear(p, &s->sockets);
 		keel_free(s->success_status);
 		keel_free(s->restart_prevent_status);

@@ -215,7 +215,52 @@ struct keel_exit_status_set {
 bool keel_exit_status_set_has_status(const struct keel_exit_status_set *s, int code);
 bool keel_exit_status_set_has_signal(const struct keel_exit_status_set *s, int sig);
 
+struct keel_exec_ctx;
+/* The sandboxing and directory settings of systemd.exec(5), allocated on the first one set
+ * (most units have none). Paths keep systemd's "-" (missing is fine) and "+" (below
+ * RootDirectory=) prefixes. */
+enum keel_protect_system {
+	KEEL_PROTECT_SYSTEM_NO, KEEL_PROTECT_SYSTEM_YES, KEEL_PROTECT_SYSTEM_FULL,
+	KEEL_PROTECT_SYSTEM_STRICT,
+};
+enum keel_protect_home {
+	KEEL_PROTECT_HOME_NO, KEEL_PROTECT_HOME_YES, KEEL_PROTECT_HOME_READ_ONLY,
+	KEEL_PROTECT_HOME_TMPFS,
+};
+enum keel_exec_dir { KEEL_DIR_RUNTIME, KEEL_DIR_STATE, KEEL_DIR_CACHE, KEEL_DIR_LOGS, KEEL_DIR_MAX };
+enum keel_preserve { KEEL_PRESERVE_NO, KEEL_PRESERVE_YES, KEEL_PRESERVE_RESTART };
+#define KEEL_SECCOMP_KILL (-1) /* SystemCallErrorNumber= unset or "kill" */
+
+struct keel_exec_sandbox {
+	uint64_t cap_bounding;             /* bit per capability; every bit by default */
+	uint64_t cap_ambient;              /* 0 */
+	const char **read_only_paths, **read_write_paths, **inaccessible_paths;
+	const char **temporary_fs;         /* "PATH" or "PATH:OPTIONS" */
+	const char **bind_paths, **bind_ro_paths; /* "[-]SRC:DST:rbind" or ":norbind" */
+	const char **syscall_filter;       /* system call names, each "name" or "name:ERRNO" */
+	const char **dirs[KEEL_DIR_MAX];   /* relative paths below /run, /var/lib, /var/cache, /var/log */
+	uint16_t dir_mode[KEEL_DIR_MAX];   /* 0755 */
+	int syscall_errno;                 /* KEEL_SECCOMP_KILL or an errno */
+	uint32_t secure_bits;              /* SECBIT_* */
+	uint8_t protect_system, protect_home, runtime_preserve;
+	bool no_new_privileges : 1;
+	bool private_devices : 1;
+	bool private_network : 1;
+	bool protect_kernel_tunables : 1;
+	bool protect_kernel_modules : 1;
+	bool protect_control_groups : 1;
+	bool syscall_filter_set : 1;       /* a SystemCallFilter= is in force */
+	bool syscall_allow_list : 1;       /* its list is what is allowed (else what is denied) */
+	bool syscall_arch_native : 1;      /* SystemCallArchitectures=native */
+};
+/* The sandbox of ctx, allocated with the defaults on first use; NULL on ENOMEM. */
+struct keel_exec_sandbox *keel_exec_sandbox(struct keel_exec_ctx *ctx);
+/* "CAP_NET_ADMIN" -> 12 (also "net_admin"), -1 when unknown; and back (NULL beyond the table). */
+int keel_capability_from_name(const char *name);
+const char *keel_capability_to_name(int cap);
+
 struct keel_exec_ctx {
+	struct keel_exec_sandbox *sandbox; /* NULL: no sandboxing setting given */
 	const char **environment;       /* "NAME=value", later assignments to a name replace */
 	const char **environment_files; /* absolute paths, "-" prefix: missing is fine */
 	const char *user, *group;       /* names or numeric ids, specifiers resolved */

@@ -17,6 +17,7 @@
 #define SVB(key, lt) {"Service", key, keel__parse_bool, lt, KEEL__BASE_TYPE, 0}
 #define SVS(key, fn, lt) {"Service", key, fn, lt, KEEL__BASE_TYPE, 0} /* the whole struct */
 #define SVU(key, fn, lt, field) {"Service", key, fn, lt, KEEL__BASE_UNIT, offsetof(struct keel_unit, field)}
+#define SB(key, lt) {"Service", key, keel__parse_sandbox, lt, KEEL__BASE_TYPE, offsetof(struct keel_service, exec_ctx)}
 #define LIM(name, res) {"Service", "Limit" name, keel__parse_rlimit, res, KEEL__BASE_TYPE, offsetof(struct keel_service, exec_ctx)}
 #define SO(key, fn, lt, field) {"Socket", key, fn, lt, KEEL__BASE_TYPE, offsetof(struct keel_socket, field)}
 #define SOS(key, fn, lt) {"Socket", key, fn, lt, KEEL__BASE_TYPE, 0}
@@ -152,6 +153,39 @@ static const struct keel__option options[] = {
 	SV("StandardError", keel__parse_output, 2, exec_ctx),
 	SV("SyslogIdentifier", keel__parse_string_printf, 0, exec_ctx.syslog_identifier),
 	SVB("PrivateTmp", KEEL__B_PRIVATE_TMP),
+	/* sandboxing and directories (unit_parse_sandbox.c) */
+	SB("NoNewPrivileges", KEEL__SB_NO_NEW_PRIVILEGES),
+	SB("CapabilityBoundingSet", KEEL__SB_CAP_BOUNDING),
+	SB("AmbientCapabilities", KEEL__SB_CAP_AMBIENT),
+	SB("SecureBits", KEEL__SB_SECURE_BITS),
+	SB("ProtectSystem", KEEL__SB_PROTECT_SYSTEM),
+	SB("ProtectHome", KEEL__SB_PROTECT_HOME),
+	SB("ReadOnlyPaths", KEEL__SB_READ_ONLY_PATHS),
+	SB("ReadOnlyDirectories", KEEL__SB_READ_ONLY_PATHS),
+	SB("ReadWritePaths", KEEL__SB_READ_WRITE_PATHS),
+	SB("ReadWriteDirectories", KEEL__SB_READ_WRITE_PATHS),
+	SB("InaccessiblePaths", KEEL__SB_INACCESSIBLE_PATHS),
+	SB("InaccessibleDirectories", KEEL__SB_INACCESSIBLE_PATHS),
+	SB("TemporaryFileSystem", KEEL__SB_TEMPORARY_FS),
+	SB("BindPaths", KEEL__SB_BIND_PATHS),
+	SB("BindReadOnlyPaths", KEEL__SB_BIND_RO_PATHS),
+	SB("PrivateDevices", KEEL__SB_PRIVATE_DEVICES),
+	SB("PrivateNetwork", KEEL__SB_PRIVATE_NETWORK),
+	SB("ProtectKernelTunables", KEEL__SB_PROTECT_KERNEL_TUNABLES),
+	SB("ProtectKernelModules", KEEL__SB_PROTECT_KERNEL_MODULES),
+	SB("ProtectControlGroups", KEEL__SB_PROTECT_CONTROL_GROUPS),
+	SB("SystemCallFilter", KEEL__SB_SYSCALL_FILTER),
+	SB("SystemCallErrorNumber", KEEL__SB_SYSCALL_ERRNO),
+	SB("SystemCallArchitectures", KEEL__SB_SYSCALL_ARCHS),
+	SB("RuntimeDirectory", KEEL__SB_RUNTIME_DIR),
+	SB("StateDirectory", KEEL__SB_STATE_DIR),
+	SB("CacheDirectory", KEEL__SB_CACHE_DIR),
+	SB("LogsDirectory", KEEL__SB_LOGS_DIR),
+	SB("RuntimeDirectoryMode", KEEL__SB_RUNTIME_DIR_MODE),
+	SB("StateDirectoryMode", KEEL__SB_STATE_DIR_MODE),
+	SB("CacheDirectoryMode", KEEL__SB_CACHE_DIR_MODE),
+	SB("LogsDirectoryMode", KEEL__SB_LOGS_DIR_MODE),
+	SB("RuntimeDirectoryPreserve", KEEL__SB_RUNTIME_DIR_PRESERVE),
 	SV("MemoryMax", keel__parse_memory_limit, 0, cgroup.memory_max),
 	SV("MemoryHigh", keel__parse_memory_limit, 0, cgroup.memory_high),
 	SV("MemoryLimit", keel__parse_memory_limit, 0, cgroup.memory_limit),

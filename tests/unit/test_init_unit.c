@@ -311,7 +311,7 @@ static void unit_bad_values_are_reported_and_ignored(void **state)
 	struct keel_unit *u = load(f, "a.service",
 		"[Service]\nExecStart=/bin/true\nRestart=sometimes\nTimeoutStartSec=5x\nNice=30\n"
 		"LimitNOFILE=10:5\nMemoryMax=0\nTasksMax=1K\nCPUQuota=5\nKillSignal=TERMX\n"
-		"Environment=1BAD=x\nUMask=0999\nStandardOutput=bogus\nFoo=bar\nProtectSystem=full\n");
+		"Environment=1BAD=x\nUMask=0999\nStandardOutput=bogus\nFoo=bar\nProtectClock=yes\n");
 	assert_int_equal(u->load_state, KEEL_LOAD_LOADED);
 	const char *want[] = {
 		"/test/unit:3: Failed to parse service restart specifier, ignoring: sometimes",
@@ -326,7 +326,7 @@ static void unit_bad_values_are_reported_and_ignored(void **state)
 		"/test/unit:12: Failed to parse mode value, ignoring: 0999",
 		"/test/unit:13: Failed to parse output specifier, ignoring: bogus",
 		"/test/unit:14: Unknown key 'Foo' in section [Service], ignoring.",
-		"/test/unit:15: Key 'ProtectSystem' in section [Service] is not supported by keel-init, ignoring.",
+		"/test/unit:15: Key 'ProtectClock' in section [Service] is not supported by keel-init, ignoring.",
 	};
 	assert_int_equal(f->log.n, (int)(sizeof(want) / sizeof(want[0])));
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
