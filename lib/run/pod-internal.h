@@ -90,6 +90,12 @@ int keel__pod_destroy(const char *root, const char *image_root, const char *name
 int keel__pod_net_check(const struct keel_pod_opts *o, struct keel_err *err);
 int keel__pod_net_setup(struct keel__pod_ctx *p, struct keel_err *err);
 int keel__pod_net_teardown(const char *root, const char *pod, struct keel_err *err);
+/* pod_ports.c: --publish. _check validates the ports against the options; _add publishes them
+ * for the pod's address (p->ip, after keel__pod_net_setup); _remove withdraws every port
+ * published for the address ip (called where the address is freed). */
+int keel__pod_ports_check(const struct keel_pod_opts *o, struct keel_err *err);
+int keel__pod_ports_add(const struct keel__pod_ctx *p, struct keel_err *err);
+int keel__pod_ports_remove(const char *ip, struct keel_err *err);
 /* The index of ifname inside the network namespace at nspath, or -errno. */
 int keel__pod_ifindex_in(const char *nspath, const char *ifname);
 /* <pod>/etc/hosts (localhost and the pod's hostname) and, unless --net none, etc/resolv.conf

@@ -622,6 +622,13 @@ static int save_pod_json(const struct keel__pod_ctx *p, const char *hostname, st
 	if (doc && p->ip[0])
 		json_object_update_new(doc, json_pack("{s:s, s:s, s:s}", "ip", p->ip, "veth", p->veth, "bridge",
 						      p->bridge));
+	if (doc && o->n_ports) {
+		json_t *jp = json_array();
+		for (size_t i = 0; i < o->n_ports; i++)
+			json_array_append_new(jp, json_pack("{s:i, s:i, s:s}", "host", o->ports[i].host, "pod",
+							    o->ports[i].pod, "proto", o->ports[i].udp ? "udp" : "tcp"));
+		json_object_set_new(doc, "ports", jp);
+	}
 	char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/pod.json", p->dir);
 	snprintf(tmp, sizeof(tmp), "%s/pod.json.tmp", p->dir);
@@ -665,7 +672,7 @@ static int check_opts(const struct keel_pod_opts *o, struct keel__pod_app *apps,
 		return keel_err_set(err, -EINVAL, "--user-ns-base %u leaves no room for %u ids", o->user_ns_base,
 				    KEEL_POD_USERNS_SIZE);
 	int r = keel__pod_net_check(o, err);
-	if (r < 0)
+	if (r < 0 || (r = keel__pod_ports_check(o, err)) < 0)
 		return r;
 	if (o->name && !keel_pod_valid_name(o->name))
 		return keel_err_set(err, -EINVAL, "invalid pod name \"%s\": use letters, digits, - and _ "
@@ -791,7 +798,8 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 		goto out;
 	if (o->net == KEEL_POD_NET_BRIDGE &&
 	    ((r = keel__pod_net_setup(&p, err)) < 0 ||
-	     (r = save_pod_json(&p, hostname, apps, o->n_apps, cg_dirs, err)) < 0))
+	     (r = save_pod_json(&p, hostname, apps, o->n_apps, cg_dirs, err)) < 0 ||
+	     (r = keel__pod_ports_add(&p, err)) < 0))
 		goto out;
 	if ((r = keel__pod_etc_files(&p, hostname, err)) < 0)
 		goto out;

@@ -10,6 +10,7 @@ mounts, no cgroups, and the image holds released so `image rm` works. Needs root
 
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -516,3 +517,110 @@ def test_user_ns_pod_that_fails_frees_its_range(upods):
     assert not any((upods.root / ".userns").glob("[0-9]*"))
     p = upods.run("u4", "--user-ns-base", "4294967295", "--user-ns", "localhost/pbox", check=False)
     assert p.returncode == 1 and "leaves no room" in p.stderr
+
+
+def nft_publish():
+    """The elements of keel's publish map, or None when its table does not exist."""
+    p = subprocess.run(["nft", "-j", "list", "map", "inet", "keel-pod", "publish"], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        return None
+    for item in json.loads(p.stdout)["nftables"]:
+        if "map" in item:
+            return item["map"].get("elem", [])
+    return []
+
+
+def published_to(ip):
+    return [e for e in (nft_publish() or []) if e[1]["concat"][0] == ip]
+
+
+def fetch(url, timeout=30):
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def client_netns():
+    """A network namespace of the test's own, linked to the host by a veth pair (10.231.8.0/30)."""
+    tag = os.getpid() % 100000
+    ns, host_end, ns_end = f"kpc{tag}", f"kpch{tag}", f"kpcn{tag}"
+    cmds = [["ip", "netns", "add", ns],
+            ["ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end],
+            ["ip", "link", "set", ns_end, "netns", ns],
+            ["ip", "addr", "add", "10.231.8.1/30", "dev", host_end],
+            ["ip", "link", "set", host_end, "up"],
+            ["ip", "-n", ns, "addr", "add", "10.231.8.2/30", "dev", ns_end],
+            ["ip", "-n", ns, "link", "set", ns_end, "up"],
+            ["ip", "-n", ns, "link", "set", "lo", "up"]]
+    try:
+        for c in cmds:
+            subprocess.run(c, check=True, capture_output=True)
+        yield ns, "10.231.8.1"
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_publish_reaches_the_pod_from_localhost_and_another_netns(pods, bridge, client_netns):
+    from keelharness.ports import free_port
+    br, subnet = bridge
+    ns, host_addr = client_netns
+    net = ("--net", "bridge", "--bridge", br, "--subnet", subnet)
+    hport = free_port()
+    serve = "mkdir -p /tmp/w && echo hello-published > /tmp/w/i && exec httpd -f -p 8080 -h /tmp/w"
+    try:
+        pods.run("pub", "-d", *net, "--publish", f"{hport}:8080", "-p", f"{hport}:8053/udp",
+                 "localhost/pbox", "--exec", "sh", "-c", serve)
+        ip = pods.status("pub")["ip"]
+        assert sorted((e[0]["concat"][0], e[0]["concat"][1], e[1]["concat"][1]) for e in published_to(ip)) == \
+            [("tcp", hport, 8080), ("udp", hport, 8053)]
+        assert Path(f"/proc/sys/net/ipv4/conf/{br}/route_localnet").read_text().strip() == "1"
+        # From the host's loopback (route_localnet + masquerade) and by name.
+        assert fetch(f"http://127.0.0.1:{hport}/i") == "hello-published\n"
+        assert fetch(f"http://localhost:{hport}/i") == "hello-published\n"
+        # From another network namespace, through the host's address on its link.
+        client = ("import sys, urllib.request\n"
+                  "print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end='')")
+        out = subprocess.run(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", client,
+                              f"http://{host_addr}:{hport}/i"], capture_output=True, text=True, timeout=60)
+        assert out.stdout == "hello-published\n", out.stderr
+        # A host port can be published once; the second pod fails and leaves nothing.
+        p = pods.run("pub2", *net, "--publish", f"{hport}:80", "localhost/pbox", "--exec", "true", check=False)
+        assert p.returncode == 1 and f"host port {hport}/tcp is already published" in p.stderr, p.stderr
+        assert leftovers(pods, "pub2") == [] and len(published_to(ip)) == 2
+        # A port something on the host listens on is refused too.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            busy = s.getsockname()[1]
+            p = pods.run("pub3", *net, "-p", f"{busy}:80", "localhost/pbox", "--exec", "true", check=False)
+            assert p.returncode == 1 and "in use on the host" in p.stderr, p.stderr
+        # Bad flags.
+        for bad in ("80", "0:80", "80:70000", "80:80/sctp", "x:80"):
+            p = pods.run("pub4", *net, "-p", bad, "localhost/pbox", check=False)
+            assert p.returncode == 2 and "invalid --publish" in p.stderr
+        p = pods.run("pub4", "-p", "8080:80", "localhost/pbox", check=False)
+        assert p.returncode == 1 and "--publish needs --net bridge" in p.stderr
+        pods("rm", "--force", "pub")
+        assert published_to(ip) == []
+        with pytest.raises(OSError):
+            import urllib.request
+            urllib.request.urlopen(f"http://127.0.0.1:{hport}/i", timeout=3)
+        # A pod that fails after its ports were published loses them again.
+        p = pods.run("pubf", *net, "-p", f"{hport}:80", "localhost/pbox", "--exec", "/nonexistent", check=False)
+        assert p.returncode == 1 and leftovers(pods, "pubf") == []
+        assert published_to(ip) == []
+    finally:
+        pods.cleanup()
+    # keel's table goes with its last port (unless pods of other roots still publish some).
+    assert nft_publish() is None or all(e[1]["concat"][0].startswith("10.231.7.") is False for e in nft_publish())
+    assert not link_exists(br)
