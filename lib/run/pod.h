@@ -19,6 +19,7 @@
 
 #define KEEL_POD_DEFAULT_ROOT "/run/keel-run/pods"
 #define KEEL_POD_NAME_MAX 63
+#define KEEL_POD_LOG_MAX_DEFAULT (8u << 20) /* an app log is rotated to log.1 at this size */
 #define KEEL_POD_USERNS_BASE_DEFAULT 1073741824u /* 2^30: far above /etc/subuid's usual ranges */
 
 enum keel_pod_net { KEEL_POD_NET_NONE, KEEL_POD_NET_HOST, KEEL_POD_NET_BRIDGE };

@@ -539,7 +539,7 @@ static int cmd_rm(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
-static int cat_file(const char *path)
+static int cat_one(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -552,6 +552,15 @@ static int cat_file(const char *path)
 			break;
 	close(fd);
 	return 0;
+}
+
+/* An app's log: the rotated part (log.1) first, then the current one. */
+static int cat_file(const char *path)
+{
+	char old[4096 + 4];
+	snprintf(old, sizeof(old), "%s.1", path);
+	int r = cat_one(old);
+	return r < 0 ? r : cat_one(path);
 }
 
 static int cmd_logs(struct cli *c, int argc, char **argv)

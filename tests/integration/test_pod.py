@@ -624,3 +624,25 @@ def test_publish_reaches_the_pod_from_localhost_and_another_netns(pods, bridge, 
     # keel's table goes with its last port (unless pods of other roots still publish some).
     assert nft_publish() is None or all(e[1]["concat"][0].startswith("10.231.7.") is False for e in nft_publish())
     assert not link_exists(br)
+
+
+def test_logs_are_rotated_at_the_max_size(pods):
+    """--log-max-size: an app's log never grows past it; the part before goes to log.1 (one
+    rotated file is kept) and `pod logs` shows log.1 then log."""
+    script = "i=0; while [ $i -lt 600 ]; do printf 'line %05d %s\\n' $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done"
+    expected = "".join(f"line {i:05d} {'x' * 32}\n" for i in range(600))  # 26400 bytes
+    pods.run("lg", "--log-max-size", "8k", "localhost/pbox", "--exec", "sh", "-c", script)
+    app = pods.root / "lg" / "apps" / "pbox"
+    cur, old = (app / "log").read_bytes(), (app / "log.1").read_bytes()
+    assert 0 < len(cur) <= 8192 and len(old) == 8192
+    assert not (app / "log.2").exists()
+    shown = pods.logs("lg", "pbox")
+    assert shown == (old + cur).decode() and expected.endswith(shown)
+    assert len(shown) == len(expected) - 2 * 8192  # 26400 bytes: rotated at 8k, 16k and 24k
+    for bad in ("1k", "lots"):
+        p = pods.run("lg2", "--log-max-size", bad, "localhost/pbox", check=False)
+        assert p.returncode == 2 and "invalid --log-max-size" in p.stderr
+    # Without the flag the default (8 MiB) leaves small logs alone.
+    pods.run("lg3", "localhost/pbox", "--exec", "sh", "-c", script)
+    assert pods.logs("lg3", "pbox") == expected
+    assert not (pods.root / "lg3" / "apps" / "pbox" / "log.1").exists()
