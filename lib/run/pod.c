@@ -853,8 +853,7 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 	 * root and the pod's etc/ (nothing here can be listed by it). */
 	if (o->user_ns &&
 	    (chmod(p.dir, 0711) < 0 ||
-	     (r = keel__pod_userns_alloc(&p, root, o->user_ns_base ? o->user_ns_base : KEEL_POD_USERNS_BASE_DEFAULT,
-					 err)) < 0)) {
+	     (r = keel__pod_userns_alloc(&p, root, o->user_ns_base, err)) < 0)) {
 		if (!r)
 			r = keel_err_errno(err, -errno, "chmod %s", p.dir);
 		goto out;

@@ -54,13 +54,14 @@ class Pods:
         self.root = Path(root)
         self.image_root = Path(image_root)
         self.made = []
+        self.env = dict(os.environ)
 
     def __call__(self, *args, check=True, timeout=120):
         argv = [str(self.bin), "--root", str(self.root), "--image-root", str(self.image_root), *map(str, args)]
         # Files, not pipes: a detached pod's monitor must not hold our pipes open.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True,
-                               timeout=timeout)
+                               timeout=timeout, env=self.env)
             out.seek(0)
             err.seek(0)
             p.stdout, p.stderr = out.read(), err.read()
@@ -450,6 +451,10 @@ def upods(build_dir, store):
     base = Path(tempfile.mkdtemp(prefix="keelpod-uns-"))
     base.chmod(0o711)
     p = Pods(build_dir, base / "pods", store["store"])
+    # subid files of the test's own (empty: nothing listed for anyone), not the machine's.
+    for var, name in (("KEEL_SUBUID_FILE", "subuid"), ("KEEL_SUBGID_FILE", "subgid")):
+        (base / name).write_text("")
+        p.env[var] = str(base / name)
     try:
         yield p
         p.cleanup()
@@ -517,6 +522,46 @@ def test_user_ns_pod_that_fails_frees_its_range(upods):
     assert not any((upods.root / ".userns").glob("[0-9]*"))
     p = upods.run("u4", "--user-ns-base", "4294967295", "--user-ns", "localhost/pbox", check=False)
     assert p.returncode == 1 and "leaves no room" in p.stderr
+
+
+def test_user_ns_ranges_follow_subuid_and_subgid(upods):
+    """Ranges /etc/subuid and /etc/subgid give root are used when there are any; otherwise
+    ranges other users are given are skipped; no range left is a clear error."""
+    su, sg = Path(upods.env["KEEL_SUBUID_FILE"]), Path(upods.env["KEEL_SUBGID_FILE"])
+    b = USERNS_BASE
+    both = f"# comment\nalice:100000:65536\nroot:{b}:131072\n0:{b + 4 * 65536}:100\n"
+    su.write_text(both)
+    sg.write_text(both)
+    try:
+        upods.run("s1", "-d", "--user-ns", "localhost/pbox", "--exec", "sleep", "1000")
+        upods.run("s2", "-d", "--user-ns", "localhost/pbox", "--exec", "sleep", "1000")
+        assert json.loads((upods.root / "s1" / "pod.json").read_text())["userns"]["base"] == b
+        assert json.loads((upods.root / "s2" / "pod.json").read_text())["userns"]["base"] == b + 65536
+        p = upods.run("s3", "--user-ns", "localhost/pbox", check=False)
+        assert p.returncode == 1 and "no free range of 65536 ids" in p.stderr and "give root" in p.stderr, p.stderr
+        assert "2 in use by other pods" in p.stderr, p.stderr
+        assert leftovers(upods, "s3") == []
+        upods("rm", "--force", "s2")
+        # A base above root's ranges leaves none.
+        p = upods.run("s4", "--user-ns", "--user-ns-base", str(b + 2 * 65536), "localhost/pbox", check=False)
+        assert p.returncode == 1 and "above --user-ns-base" in p.stderr, p.stderr
+        # Only one of the two files lists root: refused (both must).
+        sg.write_text(f"alice:{b}:65536\n")
+        p = upods.run("s5", "--user-ns", "localhost/pbox", check=False)
+        assert p.returncode == 1 and "to both files" in p.stderr, p.stderr
+        upods("rm", "--force", "s1")
+        # Nothing for root: from the base up, skipping what other users have.
+        su.write_text(f"alice:{b}:65536\n")
+        sg.write_text(f"bob:{b + 65536}:10\n")
+        upods.run("s6", "-d", "--user-ns", "--user-ns-base", str(b), "localhost/pbox", "--exec", "sleep", "1000")
+        assert json.loads((upods.root / "s6" / "pod.json").read_text())["userns"]["base"] == b + 2 * 65536
+        st = upods.status("s6")
+        m = Path(f"/proc/{st['apps'][0]['pid']}/uid_map").read_text().split()
+        assert m == ["0", str(b + 2 * 65536), "65536"]
+        upods("rm", "--force", "s6")
+    finally:
+        upods.cleanup()
+    assert not any((upods.root / ".userns").glob("[0-9]*"))
 
 
 def nft_publish():
