@@ -626,6 +626,7 @@ def test_publish_reaches_the_pod_from_localhost_and_another_netns(pods, bridge, 
         pods.run("pub", "-d", *net, "--publish", f"{hport}:8080", "-p", f"{hport}:8053/udp",
                  "localhost/pbox", "--exec", "sh", "-c", serve)
         ip = pods.status("pub")["ip"]
+        assert pods.status("pub")["ports"] == [f"{hport}:8080/tcp", f"{hport}:8053/udp"]
         assert sorted((e[0]["concat"][0], e[0]["concat"][1], e[1]["concat"][1]) for e in published_to(ip)) == \
             [("tcp", hport, 8080), ("udp", hport, 8053)]
         assert Path(f"/proc/sys/net/ipv4/conf/{br}/route_localnet").read_text().strip() == "1"
