@@ -656,6 +656,15 @@ def test_publish_reaches_the_pod_from_localhost_and_another_netns(pods, bridge, 
             assert p.returncode == 2 and "invalid --publish" in p.stderr
         p = pods.run("pub4", "-p", "8080:80", "localhost/pbox", check=False)
         assert p.returncode == 1 and "--publish needs --net bridge" in p.stderr
+        # A second pod whose monitor is SIGKILLed: `pod rm` still withdraws its ports.
+        hport2 = free_port()
+        pods.run("pubk", "-d", *net, "-p", f"{hport2}:8080", "localhost/pbox", "--exec", "sleep", "1000")
+        ipk = pods.status("pubk")["ip"]
+        assert len(published_to(ipk)) == 1
+        os.kill(int((pods.root / "pubk" / "monitor").read_text().split()[0]), 9)
+        pods("rm", "--force", "pubk")
+        assert published_to(ipk) == [] and leftovers(pods, "pubk") == []
+        assert len(published_to(ip)) == 2
         pods("rm", "--force", "pub")
         assert published_to(ip) == []
         with pytest.raises(OSError):
