@@ -133,10 +133,10 @@ int keel__pod_userns_alloc(struct keel__pod_ctx *p, const char *root, uint32_t b
 		}
 	}
 	if (r > 0 && own)
-		r = keel_err_set(err, -ENOSPC, "--user-ns: no free range of %u ids in what %s and %s give %s%s (%zu "
-				 "usable, %zu in use by other pods; add a range of a multiple of %u ids for %s to both "
-				 "files)", KEEL_POD_USERNS_SIZE, su_path, sg_path, user, base ? " above --user-ns-base" : "",
-				 allowed, taken, KEEL_POD_USERNS_SIZE, user);
+		r = keel_err_set(err, -ENOSPC, "--user-ns: no free range of %u ids in what %s and %s give %s or "
+				 KEEL_POD_SUBID_USER "%s (%zu usable, %zu in use by other pods; add a range of a multiple of "
+				 "%u ids for %s or " KEEL_POD_SUBID_USER " to both files)", KEEL_POD_USERNS_SIZE, su_path,
+				 sg_path, user, base ? " above --user-ns-base" : "", allowed, taken, KEEL_POD_USERNS_SIZE, user);
 	else if (r > 0)
 		r = keel_err_set(err, -ENOSPC, "--user-ns: no free range of %u ids from %llu that %s and %s leave to "
 				 "%s (%zu in use by other pods)", KEEL_POD_USERNS_SIZE, (unsigned long long)lo, su_path,

@@ -550,6 +550,12 @@ def test_user_ns_ranges_follow_subuid_and_subgid(upods):
         p = upods.run("s5", "--user-ns", "localhost/pbox", check=False)
         assert p.returncode == 1 and "to both files" in p.stderr, p.stderr
         upods("rm", "--force", "s1")
+        # keel-pod's own name counts like root's; podman's "containers" is someone else's.
+        su.write_text(f"containers:{b}:65536\nkeel-pod:{b + 65536}:65536\n")
+        sg.write_text(f"keel-pod:{b}:131072\n")
+        upods.run("s7", "--user-ns", "localhost/pbox", "--exec", "true")
+        assert json.loads((upods.root / "s7" / "pod.json").read_text())["userns"]["base"] == b + 65536
+        upods("rm", "s7")
         # Nothing for root: from the base up, skipping what other users have.
         su.write_text(f"alice:{b}:65536\n")
         sg.write_text(f"bob:{b + 65536}:10\n")

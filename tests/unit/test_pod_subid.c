@@ -26,15 +26,19 @@ static void test_subid_parse_splits_own_and_others(void **state)
 			   "bob:x:10\n"
 			   "carol:10:0\n"
 			   "dave:4294967295:2\n"
+			   "containers:9000000:65536\n"
+			   "keel-pod:8000000:65536\n"
 			   " root : 7000000 : 65536 ";
 	assert_int_equal(keel__pod_subid_parse(text, "root", 0, &s), 0);
-	assert_int_equal(s.n_own, 3);
+	assert_int_equal(s.n_own, 4);
 	assert_int_equal(s.own[0].start, 1000000);
 	assert_int_equal(s.own[0].count, 131072);
 	assert_int_equal(s.own[1].start, 5000000); /* by uid */
-	assert_int_equal(s.own[2].start, 7000000); /* spaces around fields */
-	assert_int_equal(s.n_other, 1);            /* malformed, empty and overflowing lines skipped */
+	assert_int_equal(s.own[2].start, 8000000); /* keel-pod's own name */
+	assert_int_equal(s.own[3].start, 7000000); /* spaces around fields */
+	assert_int_equal(s.n_other, 2);            /* malformed, empty and overflowing lines skipped */
 	assert_int_equal(s.other[0].start, 100000);
+	assert_int_equal(s.other[1].start, 9000000); /* podman's: someone else's */
 	keel__pod_subids_free(&s);
 
 	assert_int_equal(keel__pod_subid_parse("alice:100000:65536", "root", 0, &s), 0);
