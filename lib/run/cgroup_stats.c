@@ -213,8 +213,8 @@ void keel_cgroup_stats(const struct keel_cgroup *cg, struct keel_jw *w)
 	keel_jw_obj_begin(w);
 	if (read_u64(pids, "pids.current", &v) && v)
 		keel_jw_ku64(w, "current", v);
-	if (read_u64(pids, "pids.max", &v) && v)
-		keel_jw_ku64(w, "limit", v == UINT64_MAX ? 0 : v);
+	if (read_u64(pids, "pids.max", &v) && v && v != UINT64_MAX) /* "max": 0, left out as runc does */
+		keel_jw_ku64(w, "limit", v);
 	keel_jw_obj_end(w);
 }
 
