@@ -60,7 +60,7 @@ struct keel__pod_ctx {
  * that no other user's entry overlaps. */
 int keel__pod_userns_alloc(struct keel__pod_ctx *p, const char *root, uint32_t base, struct keel_err *err);
 
-/* pod_subid.c: subuid(5)/subgid(5) text split into the ranges of one user (name, or uid) or of
+/* pod_parse.c: subuid(5)/subgid(5) text split into the ranges of one user (name, or uid) or of
  * KEEL_POD_SUBID_USER (keel-pod's own name, as podman has "containers") and everyone else's; _allows: [id, id + size) lies inside one own range when there are any, else
  * overlaps no other range. */
 #define KEEL_POD_SUBID_USER "keel-pod"

@@ -37,31 +37,6 @@
 #define TABLE "inet keel-pod"
 #define LOCK_PATH "/run/lock/keel-pod-nft.lock"
 
-int keel_pod_parse_port(const char *s, struct keel_pod_port *out)
-{
-	char host[8], pod[8], proto[8] = "tcp";
-	const char *colon = strchr(s, ':'), *slash = strchr(s, '/');
-	if (!colon || colon == s || (slash && slash < colon))
-		return -EINVAL;
-	size_t hl = (size_t)(colon - s), pl = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
-	if (hl >= sizeof(host) || pl == 0 || pl >= sizeof(pod) || (slash && strlen(slash + 1) >= sizeof(proto)))
-		return -EINVAL;
-	memcpy(host, s, hl);
-	host[hl] = 0;
-	memcpy(pod, colon + 1, pl);
-	pod[pl] = 0;
-	if (slash)
-		strcpy(proto, slash + 1);
-	uint64_t h, p;
-	if (keel_parse_u64(host, &h) < 0 || keel_parse_u64(pod, &p) < 0 || h == 0 || h > 65535 || p == 0 ||
-	    p > 65535)
-		return -EINVAL;
-	if (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
-		return -EINVAL;
-	*out = (struct keel_pod_port){.host = (uint16_t)h, .pod = (uint16_t)p, .udp = proto[0] == 'u'};
-	return 0;
-}
-
 int keel__pod_ports_check(const struct keel_pod_opts *o, struct keel_err *err)
 {
 	if (o->n_ports && o->net != KEEL_POD_NET_BRIDGE)

@@ -101,5 +101,5 @@ int main(void)
 		cmocka_unit_test(test_subid_allows),
 		cmocka_unit_test(test_parse_port),
 	};
-	return cmocka_run_group_tests_name("pod/subid", tests, NULL, NULL);
+	return cmocka_run_group_tests_name("run/pod_parse", tests, NULL, NULL);
 }

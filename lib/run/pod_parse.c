@@ -1,5 +1,7 @@
-/* /etc/subuid and /etc/subgid for --user-ns (shadow's subid files, subuid(5): "name:start:count"
- * lines, the name a user name or a numeric uid). Pure functions, unit tested. */
+/* The pods' small text parsers, pure (no system calls; in the keel-runspec library with the other
+ * parsers, unit tested and fuzzed): /etc/subuid and /etc/subgid for --user-ns (shadow's subid
+ * files, subuid(5): "name:start:count" lines, the name a user name or a numeric uid), and
+ * --publish's HOSTPORT:PODPORT[/tcp|/udp]. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +10,31 @@
 #include "base/mem.h"
 #include "base/str.h"
 #include "run/pod-internal.h"
+
+int keel_pod_parse_port(const char *s, struct keel_pod_port *out)
+{
+	char host[8], pod[8], proto[8] = "tcp";
+	const char *colon = strchr(s, ':'), *slash = strchr(s, '/');
+	if (!colon || colon == s || (slash && slash < colon))
+		return -EINVAL;
+	size_t hl = (size_t)(colon - s), pl = slash ? (size_t)(slash - colon - 1) : strlen(colon + 1);
+	if (hl >= sizeof(host) || pl == 0 || pl >= sizeof(pod) || (slash && strlen(slash + 1) >= sizeof(proto)))
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = 0;
+	memcpy(pod, colon + 1, pl);
+	pod[pl] = 0;
+	if (slash)
+		strcpy(proto, slash + 1);
+	uint64_t h, p;
+	if (keel_parse_u64(host, &h) < 0 || keel_parse_u64(pod, &p) < 0 || h == 0 || h > 65535 || p == 0 ||
+	    p > 65535)
+		return -EINVAL;
+	if (strcmp(proto, "tcp") != 0 && strcmp(proto, "udp") != 0)
+		return -EINVAL;
+	*out = (struct keel_pod_port){.host = (uint16_t)h, .pod = (uint16_t)p, .udp = proto[0] == 'u'};
+	return 0;
+}
 
 static int push(struct keel__subid **v, size_t *n, uint32_t start, uint32_t count)
 {
