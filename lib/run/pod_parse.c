@@ -64,7 +64,9 @@ int keel__pod_subid_parse(const char *text, const char *user, uint32_t uid, stru
 			uint64_t start, count;
 			/* Malformed lines are skipped, as shadow's own parser does. */
 			if (k == 3 && keel_parse_u64(f[1], &start) == 0 && keel_parse_u64(f[2], &count) == 0 &&
-			    count > 0 && start + count <= (uint64_t)UINT32_MAX + 1) {
+			    count > 0 && start <= UINT32_MAX && count <= (uint64_t)UINT32_MAX + 1 - start) {
+				if (count > UINT32_MAX) /* 0:4294967296, the whole space: id 2^32-1 is no id anyway */
+					count = UINT32_MAX;
 				bool own = (user && strcmp(f[0], user) == 0) || strcmp(f[0], uidstr) == 0 ||
 					   strcmp(f[0], KEEL_POD_SUBID_USER) == 0;
 				int r = own ? push(&out->own, &out->n_own, (uint32_t)start, (uint32_t)count)

@@ -26,6 +26,9 @@ static void test_subid_parse_splits_own_and_others(void **state)
 			   "bob:x:10\n"
 			   "carol:10:0\n"
 			   "dave:4294967295:2\n"
+			   "erin:6:18446744073709551615\n" /* start + count wraps around 2^64 */
+			   "frank:4294967296:1\n"
+			   "gina:0:4294967296\n"
 			   "containers:9000000:65536\n"
 			   "keel-pod:8000000:65536\n"
 			   " root : 7000000 : 65536 ";
@@ -36,9 +39,11 @@ static void test_subid_parse_splits_own_and_others(void **state)
 	assert_int_equal(s.own[1].start, 5000000); /* by uid */
 	assert_int_equal(s.own[2].start, 8000000); /* keel-pod's own name */
 	assert_int_equal(s.own[3].start, 7000000); /* spaces around fields */
-	assert_int_equal(s.n_other, 2);            /* malformed, empty and overflowing lines skipped */
+	assert_int_equal(s.n_other, 3);            /* malformed, empty and overflowing lines skipped */
 	assert_int_equal(s.other[0].start, 100000);
-	assert_int_equal(s.other[1].start, 9000000); /* podman's: someone else's */
+	assert_int_equal(s.other[1].start, 0);     /* all 2^32 ids: kept, as 2^32-1 of them */
+	assert_int_equal(s.other[1].count, UINT32_MAX);
+	assert_int_equal(s.other[2].start, 9000000); /* podman's: someone else's */
 	keel__pod_subids_free(&s);
 
 	assert_int_equal(keel__pod_subid_parse("alice:100000:65536", "root", 0, &s), 0);
