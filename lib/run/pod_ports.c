@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/buf.h"
@@ -85,6 +86,8 @@ static int nft_run(struct nft *n, const char *cmd, struct keel_err *err)
 static int lock_global(struct keel_err *err)
 {
 	int fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && mkdir("/run/lock", 01777) == 0) /* FHS; Debian has it */
+		fd = open(LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return keel_err_errno(err, -errno, "opening %s", LOCK_PATH);
 	while (flock(fd, LOCK_EX) < 0) {
