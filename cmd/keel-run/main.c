@@ -3,6 +3,7 @@
  * `--flag`, `--flag=value`, `--flag value`). */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -17,6 +18,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/str.h"
+#include "base/jw.h"
+#include "run/cgroup.h"
 #include "run/container.h"
 #include "run/spec.h"
 
@@ -574,24 +577,64 @@ static int cmd_events(struct args *a, struct keel_err *err)
 			return keel_err_set(err, -EINVAL, "invalid value for --interval: %s", a->interval);
 		interval_ms = (uint64_t)(v * mul);
 	}
-	for (;;) {
-		struct keel_buf b = KEEL_BUF_INIT;
-		int r = keel_container_stats(a->root, a->pos[0], &b, err);
-		if (r == 0) {
-			fwrite(b.data, 1, b.len, stdout);
-			fputc('\n', stdout);
-			fflush(stdout);
-		}
-		keel_buf_free(&b);
-		if (r < 0)
-			return r;
-		if (r == 1) /* stopped */
-			return a->stats ? keel_err_set(err, -EINVAL, "container not running") : 0;
-		if (a->stats)
-			return 0;
-		struct timespec ts = {(time_t)(interval_ms / 1000), (long)(interval_ms % 1000) * 1000000};
-		nanosleep(&ts, NULL);
+	/* runc's events: a stats line every interval and an oom line whenever the container's
+	 * memory cgroup reports one, until the container stops. */
+	struct keel_cgroup_oom oom = {.fd = -1, .ctl_fd = -1};
+	if (!a->stats) {
+		struct keel_err oerr;
+		keel_err_clear(&oerr);
+		if (keel_container_oom_open(a->root, a->pos[0], &oom, &oerr) < 0 && oerr.code != -ENOENT &&
+		    oerr.code != -EINVAL)
+			keel_log(KEEL_LOG_WARN, keel_err_msg(&oerr));
 	}
+	uint64_t next = keel_mono_ns();
+	int r = 0;
+	for (;;) {
+		uint64_t now = keel_mono_ns();
+		if (now >= next) {
+			struct keel_buf b = KEEL_BUF_INIT;
+			r = keel_container_stats(a->root, a->pos[0], &b, err);
+			if (r == 0) {
+				fwrite(b.data, 1, b.len, stdout);
+				fputc('\n', stdout);
+				fflush(stdout);
+			}
+			keel_buf_free(&b);
+			if (r < 0)
+				break;
+			if (r == 1) { /* stopped */
+				r = a->stats ? keel_err_set(err, -EINVAL, "container not running") : 0;
+				break;
+			}
+			if (a->stats)
+				break;
+			next = now + interval_ms * 1000000;
+		}
+		struct pollfd pfd = {.fd = oom.fd, .events = POLLIN};
+		uint64_t wait_ms = (next - now) / 1000000 + 1;
+		int n = poll(&pfd, 1, wait_ms > INT32_MAX ? INT32_MAX : (int)wait_ms);
+		if (n > 0) {
+			int k = keel_cgroup_oom_read(&oom);
+			if (k < 0) { /* the cgroup is gone: the stats say so next */
+				keel_cgroup_oom_close(&oom);
+				next = 0;
+			}
+			for (int i = 0; i < k; i++) {
+				printf("{\"type\":\"oom\",\"id\":");
+				struct keel_buf b = KEEL_BUF_INIT;
+				struct keel_jw w;
+				keel_jw_init(&w, &b, 0);
+				keel_jw_str(&w, a->pos[0]);
+				if (keel_jw_finish(&w) == 0)
+					fwrite(b.data, 1, b.len, stdout);
+				keel_buf_free(&b);
+				printf("}\n");
+				fflush(stdout);
+			}
+		}
+	}
+	keel_cgroup_oom_close(&oom);
+	return r;
 }
 
 /* ---- spec, features ---- */

@@ -13,7 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "base/jw.h"
 #include "base/mem.h"
 #include "base/str.h"
 
@@ -653,69 +652,4 @@ int keel_cgroup_freeze(const struct keel_cgroup *cg, bool freeze, struct keel_er
 		nanosleep(&ts, NULL);
 	}
 	return keel_err_set(err, -ETIMEDOUT, "the container's cgroup did not reach %s", want);
-}
-
-static bool read_u64(const char *dir, const char *file, uint64_t *v)
-{
-	char buf[64];
-	if (!dir || read_file(dir, file, buf, sizeof(buf)) <= 0)
-		return false;
-	if (strncmp(buf, "max", 3) == 0) {
-		*v = UINT64_MAX;
-		return true;
-	}
-	*v = strtoull(buf, NULL, 10);
-	return true;
-}
-
-static const char *dir_of(const struct keel_cgroup *cg, const char *v1name)
-{
-	const struct keel_cgroup_dir *d = find_dir(cg, cg->mode == KEEL_CGROUP_V2 ? "" : v1name);
-	return d ? d->path : NULL;
-}
-
-void keel_cgroup_stats(const struct keel_cgroup *cg, struct keel_jw *w)
-{
-	bool v2 = cg->mode == KEEL_CGROUP_V2;
-	uint64_t v;
-	const char *cpu = dir_of(cg, "cpuacct"), *mem = dir_of(cg, "memory"), *pids = dir_of(cg, "pids");
-	if (!cpu)
-		cpu = dir_of(cg, "cpu");
-	keel_jw_key(w, "cpu");
-	keel_jw_obj_begin(w);
-	keel_jw_key(w, "usage");
-	keel_jw_obj_begin(w);
-	if (v2) {
-		char buf[1024];
-		if (cpu && read_file(cpu, "cpu.stat", buf, sizeof(buf)) > 0) {
-			char *p = strstr(buf, "usage_usec ");
-			if (p)
-				keel_jw_ku64(w, "total", strtoull(p + 11, NULL, 10) * 1000);
-		}
-	} else if (read_u64(cpu, "cpuacct.usage", &v)) {
-		keel_jw_ku64(w, "total", v);
-	}
-	keel_jw_obj_end(w);
-	keel_jw_obj_end(w);
-	keel_jw_key(w, "memory");
-	keel_jw_obj_begin(w);
-	keel_jw_key(w, "usage");
-	keel_jw_obj_begin(w);
-	if (read_u64(mem, v2 ? "memory.current" : "memory.usage_in_bytes", &v))
-		keel_jw_ku64(w, "usage", v);
-	if (!v2 && read_u64(mem, "memory.max_usage_in_bytes", &v))
-		keel_jw_ku64(w, "max", v);
-	if (read_u64(mem, v2 ? "memory.max" : "memory.limit_in_bytes", &v))
-		keel_jw_ku64(w, "limit", v);
-	if (!v2 && read_u64(mem, "memory.failcnt", &v))
-		keel_jw_ku64(w, "failcnt", v);
-	keel_jw_obj_end(w);
-	keel_jw_obj_end(w);
-	keel_jw_key(w, "pids");
-	keel_jw_obj_begin(w);
-	if (read_u64(pids, "pids.current", &v))
-		keel_jw_ku64(w, "current", v);
-	if (read_u64(pids, "pids.max", &v))
-		keel_jw_ku64(w, "limit", v);
-	keel_jw_obj_end(w);
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "base/errors.h"
@@ -62,6 +63,20 @@ int keel_cgroup_freeze(const struct keel_cgroup *cg, bool freeze, struct keel_er
  * (written into an open object of w). */
 struct keel_jw;
 void keel_cgroup_stats(const struct keel_cgroup *cg, struct keel_jw *w);
+
+/* `events`: OOM notifications from the container's memory cgroup. fd becomes readable on an
+ * OOM (v1: an eventfd registered on memory.oom_control through cgroup.event_control; v2: inotify
+ * on memory.events, whose oom_kill counter is compared with the last one seen). */
+struct keel_cgroup_oom {
+	int fd, ctl_fd;
+	bool v2;
+	uint64_t count;   /* v2: oom_kill seen so far */
+	char path[4096];  /* memory.oom_control (v1) or memory.events (v2) */
+};
+int keel_cgroup_oom_open(const struct keel_cgroup *cg, struct keel_cgroup_oom *o, struct keel_err *err);
+/* After fd polled readable: how many OOMs happened (0: none), -ENOENT once the cgroup is gone. */
+int keel_cgroup_oom_read(struct keel_cgroup_oom *o);
+void keel_cgroup_oom_close(struct keel_cgroup_oom *o);
 
 /* Signal every process listed in procs_path; returns how many were signalled, or -errno. */
 int keel_cgroup_signal_all(const char *procs_path, int sig);

@@ -73,6 +73,9 @@ int keel_container_pids(const char *root, const char *id, pid_t **ret, size_t *r
 /* `events --stats`: runc's stats event for one container into out. 1 when the container has
  * stopped (nothing written). */
 int keel_container_stats(const char *root, const char *id, struct keel_buf *out, struct keel_err *err);
+/* `events`: watch the container's memory cgroup for OOMs (see keel_cgroup_oom_open). */
+struct keel_cgroup_oom;
+int keel_container_oom_open(const char *root, const char *id, struct keel_cgroup_oom *o, struct keel_err *err);
 
 /* `list`: one entry per container with a state. */
 struct keel_container_info {

@@ -158,3 +158,18 @@ int keel_container_stats(const char *root, const char *id, struct keel_buf *out,
 	close_running(dirfd, &st, &cg);
 	return r;
 }
+
+int keel_container_oom_open(const char *root, const char *id, struct keel_cgroup_oom *o, struct keel_err *err)
+{
+	struct keel_cstate st;
+	struct keel_cgroup cg;
+	enum keel_cstatus status;
+	o->fd = o->ctl_fd = -1;
+	int dirfd = open_running(root, id, false, &st, &cg, &status, err);
+	if (dirfd < 0)
+		return dirfd;
+	int r = status == KEEL_CSTATUS_STOPPED ? keel_err_set(err, -EINVAL, "container not running")
+					       : keel_cgroup_oom_open(&cg, o, err);
+	close_running(dirfd, &st, &cg);
+	return r;
+}

@@ -54,7 +54,26 @@ struct keel__pod_ctx {
 /* pod_userns.c: --user-ns. A free range of KEEL_POD_USERNS_SIZE host ids from base up (into
  * p->uid_base), recorded as <root>/.userns/<first id> holding the pod's name, made under
  * <root>/.userns/lock; _free removes the pod's record(s). */
+/* The ranges are checked against /etc/subuid and /etc/subgid ($KEEL_SUBUID_FILE,
+ * $KEEL_SUBGID_FILE): when they list ranges for the calling user (by name or uid), only those
+ * are used (from base up when base is not 0); otherwise ranges from base (0: the default) up
+ * that no other user's entry overlaps. */
 int keel__pod_userns_alloc(struct keel__pod_ctx *p, const char *root, uint32_t base, struct keel_err *err);
+
+/* pod_parse.c: subuid(5)/subgid(5) text split into the ranges of one user (name, or uid) or of
+ * KEEL_POD_SUBID_USER (keel-pod's own name, as podman has "containers") and everyone else's; _allows: [id, id + size) lies inside one own range when there are any, else
+ * overlaps no other range. */
+#define KEEL_POD_SUBID_USER "keel-pod"
+struct keel__subid {
+	uint32_t start, count;
+};
+struct keel__subids {
+	struct keel__subid *own, *other;
+	size_t n_own, n_other;
+};
+int keel__pod_subid_parse(const char *text, const char *user, uint32_t uid, struct keel__subids *out);
+void keel__pod_subids_free(struct keel__subids *s);
+bool keel__pod_subid_allows(const struct keel__subids *s, uint64_t id, uint64_t size);
 int keel__pod_userns_free(const char *root, const char *pod, struct keel_err *err);
 /* Mount an overlay on target: the layers (base first, NULL-terminated) id-mapped through the user
  * namespace userns_fd, with upper and work directories; tmp (made and removed again) is where
@@ -90,6 +109,12 @@ int keel__pod_destroy(const char *root, const char *image_root, const char *name
 int keel__pod_net_check(const struct keel_pod_opts *o, struct keel_err *err);
 int keel__pod_net_setup(struct keel__pod_ctx *p, struct keel_err *err);
 int keel__pod_net_teardown(const char *root, const char *pod, struct keel_err *err);
+/* pod_ports.c: --publish. _check validates the ports against the options; _add publishes them
+ * for the pod's address (p->ip, after keel__pod_net_setup); _remove withdraws every port
+ * published for the address ip (called where the address is freed). */
+int keel__pod_ports_check(const struct keel_pod_opts *o, struct keel_err *err);
+int keel__pod_ports_add(const struct keel__pod_ctx *p, struct keel_err *err);
+int keel__pod_ports_remove(const char *ip, struct keel_err *err);
 /* The index of ifname inside the network namespace at nspath, or -errno. */
 int keel__pod_ifindex_in(const char *nspath, const char *ifname);
 /* <pod>/etc/hosts (localhost and the pod's hostname) and, unless --net none, etc/resolv.conf

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -529,6 +530,55 @@ static pid_t app_pid(const char *run_root, const char *app)
 	return pid;
 }
 
+/* An app's stdout and stderr: a pipe the monitor copies into apps/<app>/log, which is renamed
+ * to log.1 (replacing the one before) whenever the next bytes would take it past max bytes. */
+struct app_log {
+	int in, out;
+	uint64_t size, max;
+	char path[PATH_MAX + 64];
+};
+
+static void log_open(struct app_log *l, bool truncate)
+{
+	l->out = open(l->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0640);
+	struct stat st;
+	l->size = l->out >= 0 && fstat(l->out, &st) == 0 ? (uint64_t)st.st_size : 0;
+}
+
+static void log_write(struct app_log *l, const char *buf, size_t n)
+{
+	while (n > 0) {
+		if (l->size >= l->max) {
+			char old[sizeof(l->path) + 4];
+			snprintf(old, sizeof(old), "%s.1", l->path);
+			if (l->out >= 0)
+				close(l->out);
+			rename(l->path, old);
+			log_open(l, true);
+		}
+		size_t k = n < l->max - l->size ? n : (size_t)(l->max - l->size);
+		ssize_t w = l->out >= 0 ? write(l->out, buf, k) : (ssize_t)k; /* no log: dropped */
+		if (w <= 0)
+			w = (ssize_t)k;
+		l->size += (uint64_t)w;
+		buf += w;
+		n -= (size_t)w;
+	}
+}
+
+/* Read what is there; false at end of file (every writer gone). */
+static bool log_pump(struct app_log *l)
+{
+	char buf[65536];
+	ssize_t n = read(l->in, buf, sizeof(buf));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return true;
+	if (n <= 0)
+		return false;
+	log_write(l, buf, (size_t)n);
+	return true;
+}
+
 /* Runs in the forked monitor; reports "" (all started) or an error message on fd 3. */
 KEEL_NORETURN static void monitor_main(const struct keel__pod_ctx *p, struct keel__pod_app *apps, size_t n)
 {
@@ -542,19 +592,29 @@ KEEL_NORETURN static void monitor_main(const struct keel__pod_ctx *p, struct kee
 	int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
 	size_t created = 0;
 	pid_t *pids = calloc(n, sizeof(*pids));
+	int *pidfds = calloc(n, sizeof(*pidfds));
+	struct app_log *logs = calloc(n, sizeof(*logs));
+	struct pollfd *pfds = calloc(2 * n, sizeof(*pfds));
+	if (!pids || !pidfds || !logs || !pfds)
+		keel_err_set(&err, -ENOMEM, "out of memory");
 	for (size_t i = 0; i < n && !err.code; i++, created++) {
 		char bundle[PATH_MAX + 16];
+		struct app_log *l = &logs[i];
+		int pipefd[2];
 		snprintf(bundle, sizeof(bundle), "%s/apps/%s", p->dir, apps[i].name);
-		snprintf(path, sizeof(path), "%s/log", bundle);
-		int log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (log < 0) {
-			keel_err_errno(&err, -errno, "creating %s", path);
+		snprintf(l->path, sizeof(l->path), "%s/log", bundle);
+		l->max = p->o->log_max_size ? p->o->log_max_size : KEEL_POD_LOG_MAX_DEFAULT;
+		log_open(l, false);
+		if (l->out < 0 || pipe2(pipefd, O_CLOEXEC) < 0) {
+			keel_err_errno(&err, -errno, "creating %s", l->path);
+			l->in = -1;
 			break;
 		}
+		l->in = pipefd[0];
 		dup2(devnull, 0);
-		dup2(log, 1);
-		dup2(log, 2);
-		close(log);
+		dup2(pipefd[1], 1);
+		dup2(pipefd[1], 2);
+		close(pipefd[1]);
 		struct keel_run_opts ro = {.root = run_root, .id = apps[i].name, .bundle = bundle};
 		if (keel_container_create(&ro, &err) < 0)
 			keel_err_wrap(&err, "app %s", apps[i].name);
@@ -565,6 +625,9 @@ KEEL_NORETURN static void monitor_main(const struct keel__pod_ctx *p, struct kee
 		if (keel_container_start(run_root, apps[i].name, &err) < 0)
 			keel_err_wrap(&err, "starting app %s", apps[i].name);
 		pids[i] = app_pid(run_root, apps[i].name);
+		pidfds[i] = pids[i] > 0 ? (int)syscall(SYS_pidfd_open, pids[i], 0) : -1;
+		if (pidfds[i] < 0 && !err.code)
+			keel_err_errno(&err, -errno, "pidfd_open of app %s", apps[i].name);
 	}
 	if (err.code) {
 		for (size_t i = 0; i < created; i++)
@@ -578,23 +641,50 @@ KEEL_NORETURN static void monitor_main(const struct keel__pod_ctx *p, struct kee
 	snprintf(text, sizeof(text), "%d %llu\n", (int)getpid(), (unsigned long long)keel_pid_start_time(getpid()));
 	write_small(path, text);
 	close(3);
-	size_t left = n;
-	while (left > 0) {
-		int status;
-		pid_t w = waitpid(-1, &status, 0);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
+	/* Until every app has exited and every log pipe has reached its end (the app's pid
+	 * namespace dies with its init, so that follows soon; 5 s at most once all have exited). */
+	size_t left = n, open_logs = n;
+	int64_t drain_until = 0;
+	while (left > 0 || open_logs > 0) {
+		nfds_t k = 0;
 		for (size_t i = 0; i < n; i++) {
-			if (pids[i] != w)
+			if (pidfds[i] >= 0)
+				pfds[k++] = (struct pollfd){.fd = pidfds[i], .events = POLLIN};
+			if (logs[i].in >= 0)
+				pfds[k++] = (struct pollfd){.fd = logs[i].in, .events = POLLIN};
+		}
+		int timeout = -1;
+		if (left == 0) {
+			int64_t now = keel_mono_ns();
+			if (!drain_until)
+				drain_until = now + 5000000000LL;
+			if (now >= drain_until)
+				break;
+			timeout = (int)((drain_until - now) / 1000000) + 1;
+		}
+		if (poll(pfds, k, timeout) < 0 && errno != EINTR)
+			break;
+		for (size_t i = 0; i < n; i++) {
+			if (logs[i].in >= 0) {
+				struct pollfd q = {.fd = logs[i].in, .events = POLLIN};
+				if (poll(&q, 1, 0) > 0 && !log_pump(&logs[i])) {
+					close(logs[i].in);
+					logs[i].in = -1;
+					open_logs--;
+				}
+			}
+			if (pidfds[i] < 0)
+				continue;
+			struct pollfd q = {.fd = pidfds[i], .events = POLLIN};
+			int status;
+			if (poll(&q, 1, 0) <= 0 || waitpid(pids[i], &status, WNOHANG) != pids[i])
 				continue;
 			int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 			snprintf(path, sizeof(path), "%s/apps/%s/exit", p->dir, apps[i].name);
 			snprintf(text, sizeof(text), "%d\n", code);
 			write_small(path, text);
-			pids[i] = 0;
+			close(pidfds[i]);
+			pidfds[i] = -1;
 			left--;
 		}
 	}
@@ -622,6 +712,13 @@ static int save_pod_json(const struct keel__pod_ctx *p, const char *hostname, st
 	if (doc && p->ip[0])
 		json_object_update_new(doc, json_pack("{s:s, s:s, s:s}", "ip", p->ip, "veth", p->veth, "bridge",
 						      p->bridge));
+	if (doc && o->n_ports) {
+		json_t *jp = json_array();
+		for (size_t i = 0; i < o->n_ports; i++)
+			json_array_append_new(jp, json_pack("{s:i, s:i, s:s}", "host", o->ports[i].host, "pod",
+							    o->ports[i].pod, "proto", o->ports[i].udp ? "udp" : "tcp"));
+		json_object_set_new(doc, "ports", jp);
+	}
 	char path[PATH_MAX + 16], tmp[PATH_MAX + 16];
 	snprintf(path, sizeof(path), "%s/pod.json", p->dir);
 	snprintf(tmp, sizeof(tmp), "%s/pod.json.tmp", p->dir);
@@ -665,7 +762,7 @@ static int check_opts(const struct keel_pod_opts *o, struct keel__pod_app *apps,
 		return keel_err_set(err, -EINVAL, "--user-ns-base %u leaves no room for %u ids", o->user_ns_base,
 				    KEEL_POD_USERNS_SIZE);
 	int r = keel__pod_net_check(o, err);
-	if (r < 0)
+	if (r < 0 || (r = keel__pod_ports_check(o, err)) < 0)
 		return r;
 	if (o->name && !keel_pod_valid_name(o->name))
 		return keel_err_set(err, -EINVAL, "invalid pod name \"%s\": use letters, digits, - and _ "
@@ -756,8 +853,7 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 	 * root and the pod's etc/ (nothing here can be listed by it). */
 	if (o->user_ns &&
 	    (chmod(p.dir, 0711) < 0 ||
-	     (r = keel__pod_userns_alloc(&p, root, o->user_ns_base ? o->user_ns_base : KEEL_POD_USERNS_BASE_DEFAULT,
-					 err)) < 0)) {
+	     (r = keel__pod_userns_alloc(&p, root, o->user_ns_base, err)) < 0)) {
 		if (!r)
 			r = keel_err_errno(err, -errno, "chmod %s", p.dir);
 		goto out;
@@ -791,7 +887,8 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 		goto out;
 	if (o->net == KEEL_POD_NET_BRIDGE &&
 	    ((r = keel__pod_net_setup(&p, err)) < 0 ||
-	     (r = save_pod_json(&p, hostname, apps, o->n_apps, cg_dirs, err)) < 0))
+	     (r = save_pod_json(&p, hostname, apps, o->n_apps, cg_dirs, err)) < 0 ||
+	     (r = keel__pod_ports_add(&p, err)) < 0))
 		goto out;
 	if ((r = keel__pod_etc_files(&p, hostname, err)) < 0)
 		goto out;

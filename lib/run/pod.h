@@ -19,6 +19,7 @@
 
 #define KEEL_POD_DEFAULT_ROOT "/run/keel-run/pods"
 #define KEEL_POD_NAME_MAX 63
+#define KEEL_POD_LOG_MAX_DEFAULT (8u << 20) /* an app log is rotated to log.1 at this size */
 #define KEEL_POD_USERNS_BASE_DEFAULT 1073741824u /* 2^30: far above /etc/subuid's usual ranges */
 
 enum keel_pod_net { KEEL_POD_NET_NONE, KEEL_POD_NET_HOST, KEEL_POD_NET_BRIDGE };
@@ -48,6 +49,14 @@ struct keel_pod_app {
 	int64_t memory;         /* bytes, 0 for no app limit */
 };
 
+/* --publish HOSTPORT:PODPORT[/tcp|/udp] (bridge pods). */
+struct keel_pod_port {
+	uint16_t host, pod;
+	bool udp;
+};
+/* "8080:80", "53:53/udp"; -EINVAL when malformed. */
+int keel_pod_parse_port(const char *s, struct keel_pod_port *out);
+
 struct keel_pod_opts {
 	const char *root;       /* pods' state (NULL: KEEL_POD_DEFAULT_ROOT) */
 	const char *image_root; /* NULL: keel_image_default_root() */
@@ -62,6 +71,9 @@ struct keel_pod_opts {
 	uint64_t cpu_millis;    /* CPU quota for the pod in thousandths of a CPU, 0 for none */
 	bool user_ns;           /* a user namespace of the pod's own (root = a free host id range) */
 	uint32_t user_ns_base;  /* first host id of the ranges to pick from (0: the default) */
+	struct keel_pod_port *ports; /* published with DNAT to the pod's bridge address */
+	size_t n_ports;
+	uint64_t log_max_size;  /* bytes per app log before it is rotated (0: the default) */
 	bool detach;
 	struct keel_pod_app *apps;
 	size_t n_apps;

@@ -123,6 +123,7 @@ struct run_parse {
 	struct keel_pod_opts o;
 	struct keel_pod_app apps[64];
 	struct keel_pod_volume vols[64];
+	struct keel_pod_port ports[64];
 	struct keel_pod_mount mounts[64 * 8];
 	size_t n_mounts;
 	char **to_free; /* strv of strings we made */
@@ -192,6 +193,7 @@ static int cmd_run(struct cli *c, int argc, char **argv)
 	o->net = KEEL_POD_NET_NONE;
 	o->apps = p->apps;
 	o->volumes = p->vols;
+	o->ports = p->ports;
 	int i = 1, ret = 2;
 	bool missing = false;
 	const char *v;
@@ -226,6 +228,21 @@ static int cmd_run(struct cli *c, int argc, char **argv)
 				ret = usage(c, "invalid --memory \"%s\": use bytes or a k, m, g suffix", v);
 				goto out;
 			}
+		} else if ((v = flag_value(argv, argc, &i, "publish", &missing)) ||
+			   (v = flag_value(argv, argc, &i, "p", &missing))) {
+			if (o->n_ports >= KEEL_ARRAY_SIZE(p->ports) ||
+			    keel_pod_parse_port(v, &p->ports[o->n_ports]) < 0) {
+				ret = usage(c, "invalid --publish \"%s\": use HOSTPORT:PODPORT[/tcp|/udp]", v);
+				goto out;
+			}
+			o->n_ports++;
+		} else if ((v = flag_value(argv, argc, &i, "log-max-size", &missing))) {
+			int64_t size;
+			if (parse_size(v, &size) < 0 || size < 4096) {
+				ret = usage(c, "invalid --log-max-size \"%s\": bytes (at least 4096) or a k, m, g suffix", v);
+				goto out;
+			}
+			o->log_max_size = (uint64_t)size;
 		} else if ((v = flag_value(argv, argc, &i, "cpus", &missing))) {
 			if (parse_cpus(v, &o->cpu_millis) < 0) {
 				ret = usage(c, "invalid --cpus \"%s\"", v);
@@ -522,7 +539,7 @@ static int cmd_rm(struct cli *c, int argc, char **argv)
 	return 0;
 }
 
-static int cat_file(const char *path)
+static int cat_one(const char *path)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -535,6 +552,15 @@ static int cat_file(const char *path)
 			break;
 	close(fd);
 	return 0;
+}
+
+/* An app's log: the rotated part (log.1) first, then the current one. */
+static int cat_file(const char *path)
+{
+	char old[4096 + 4];
+	snprintf(old, sizeof(old), "%s.1", path);
+	int r = cat_one(old);
+	return r < 0 ? r : cat_one(path);
 }
 
 static int cmd_logs(struct cli *c, int argc, char **argv)
@@ -593,7 +619,9 @@ static void help(const char *prog)
 	       "  run [POD FLAGS] IMAGE [APP FLAGS] [--- IMAGE [APP FLAGS]]...\n"
 	       "      pod flags: --name N, --hostname H, --net none|host|bridge, --volume NAME:/host/path[:ro],\n"
 	       "                 --memory SIZE, --cpus N, -d/--detach, --bridge NAME, --subnet CIDR,\n"
-	       "                 --user-ns, --user-ns-base ID (first host id of the 65536-id ranges)\n"
+	       "                 --user-ns, --user-ns-base ID (first host id of the 65536-id ranges),\n"
+	       "                 -p/--publish HOSTPORT:PODPORT[/tcp|/udp] (--net bridge),\n"
+	       "                 --log-max-size SIZE (per app log, then rotated to log.1; default 8m)\n"
 	       "      app flags: --name A, --env K=V, --mount volume=NAME,target=/path[,readonly],\n"
 	       "                 --user U[:G], --workdir DIR, --memory SIZE, --exec CMD [ARGS...] (last)\n"
 	       "  list [--format table|json] [-q]\n"

@@ -499,6 +499,11 @@ int keel__pod_net_teardown(const char *root, const char *pod, struct keel_err *e
 				close(fd);
 			if (k <= 0 || sscanf(text, "%63s %15s", owner, veth) != 2 || strcmp(owner, pod) != 0)
 				continue;
+			/* Ports first: they point at the address that is about to be freed. */
+			if ((r = keel__pod_ports_remove(a->d_name, err)) < 0) {
+				first = first ? first : r;
+				continue;
+			}
 			if (!n.sock && (r = nl_open(&n)) < 0) {
 				first = first ? first : keel_err_errno(err, r, "netlink socket");
 				continue;

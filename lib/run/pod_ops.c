@@ -183,6 +183,21 @@ static int pod_json(const char *dir, struct keel_jw *w, struct keel_err *err)
 		keel_jw_key(w, "ip");
 		keel_jw_str(w, ip);
 	}
+	json_t *ports = json_object_get(doc, "ports"), *pt;
+	size_t k;
+	if (json_array_size(ports)) {
+		keel_jw_key(w, "ports"); /* "8080:80/tcp", as given to --publish */
+		keel_jw_arr_begin(w);
+		json_array_foreach(ports, k, pt) {
+			char text[32];
+			snprintf(text, sizeof(text), "%lld:%lld/%s", (long long)json_integer_value(json_object_get(pt, "host")),
+				 (long long)json_integer_value(json_object_get(pt, "pod")),
+				 json_string_value(json_object_get(pt, "proto")) ? json_string_value(json_object_get(pt, "proto"))
+										  : "tcp");
+			keel_jw_str(w, text);
+		}
+		keel_jw_arr_end(w);
+	}
 	keel_jw_key(w, "created");
 	keel_jw_str(w, created);
 	bool any_running = false;

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,41 +42,108 @@ static int lock_userns(const char *dir, struct keel_err *err)
 	return fd;
 }
 
+/* One subid file's ranges for the calling user and for the others (a missing file lists none). */
+static int load_subids(const char *env, const char *deflt, struct keel__subids *out, const char **path,
+		       char *user, size_t usize, struct keel_err *err)
+{
+	*path = getenv(env) && *getenv(env) ? getenv(env) : deflt;
+	struct passwd pw, *res = NULL;
+	char pwbuf[4096];
+	uid_t uid = geteuid();
+	if (getpwuid_r(uid, &pw, pwbuf, sizeof(pwbuf), &res) == 0 && res)
+		snprintf(user, usize, "%s", pw.pw_name);
+	else
+		snprintf(user, usize, "%u", (unsigned)uid);
+	char *text = NULL;
+	FILE *f = fopen(*path, "re");
+	if (!f && errno != ENOENT)
+		return keel_err_errno(err, -errno, "reading %s", *path);
+	size_t len = 0;
+	if (f) {
+		FILE *m = open_memstream(&text, &len);
+		char buf[4096];
+		size_t k;
+		while (m && (k = fread(buf, 1, sizeof(buf), f)) > 0)
+			fwrite(buf, 1, k, m);
+		if (m)
+			fclose(m);
+		fclose(f);
+	}
+	int r = keel__pod_subid_parse(text ? text : "", user, (uint32_t)uid, out);
+	free(text);
+	return r < 0 ? keel_err_set(err, r, "out of memory") : 0;
+}
+
 int keel__pod_userns_alloc(struct keel__pod_ctx *p, const char *root, uint32_t base, struct keel_err *err)
 {
-	char dir[PATH_MAX], path[PATH_MAX + 32];
+	char dir[PATH_MAX], path[PATH_MAX + 32], user[256];
+	struct keel__subids su = {0}, sg = {0};
+	const char *su_path, *sg_path;
 	int r = userns_dir(root, dir, sizeof(dir), err);
-	if (r < 0)
+	if (r < 0 || (r = load_subids("KEEL_SUBUID_FILE", "/etc/subuid", &su, &su_path, user, sizeof(user), err)) < 0 ||
+	    (r = load_subids("KEEL_SUBGID_FILE", "/etc/subgid", &sg, &sg_path, user, sizeof(user), err)) < 0) {
+		keel__pod_subids_free(&su);
 		return r;
-	int lock = lock_userns(dir, err);
-	if (lock < 0)
-		return lock;
-	/* The lowest free slot: <dir>/<first host id> holds the pod's name. */
-	r = keel_err_set(err, -ENOSPC, "no free range of %u user ids from %u", KEEL_POD_USERNS_SIZE, base);
-	for (uint64_t id = base; id + KEEL_POD_USERNS_SIZE <= UINT32_MAX; id += KEEL_POD_USERNS_SIZE) {
-		snprintf(path, sizeof(path), "%s/%llu", dir, (unsigned long long)id);
-		int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 && errno == EEXIST)
-			continue;
-		if (fd < 0) {
-			r = keel_err_errno(err, -errno, "creating %s", path);
-			break;
-		}
-		char text[KEEL_POD_NAME_MAX + 2];
-		int n = snprintf(text, sizeof(text), "%s\n", p->name);
-		bool ok = write(fd, text, (size_t)n) == n;
-		close(fd);
-		if (!ok) {
-			r = keel_err_errno(err, -EIO, "writing %s", path);
-			unlink(path);
-			break;
-		}
-		p->uid_base = (uint32_t)id;
-		keel_err_clear(err);
-		r = 0;
-		break;
 	}
+	int lock = lock_userns(dir, err);
+	if (lock < 0) {
+		keel__pod_subids_free(&su);
+		keel__pod_subids_free(&sg);
+		return lock;
+	}
+	/* Candidates in steps of the range size: inside the user's own uid ranges when the files
+	 * list any for it (both files must then allow it), else from the base up. */
+	bool own = su.n_own > 0 || sg.n_own > 0;
+	uint64_t lo = base ? base : own ? 0 : KEEL_POD_USERNS_BASE_DEFAULT;
+	/* Own ranges count only when both files have some (as podman and shadow's newuidmap want). */
+	size_t n_cand = own ? (su.n_own && sg.n_own ? su.n_own : 0) : 1, taken = 0, allowed = 0;
+	r = 1;
+	for (size_t c = 0; c < n_cand && r > 0; c++) {
+		uint64_t first = own ? su.own[c].start : lo, end = own ? (uint64_t)su.own[c].start + su.own[c].count
+									: (uint64_t)UINT32_MAX;
+		if (own && first < lo)
+			first = lo;
+		for (uint64_t id = first; id + KEEL_POD_USERNS_SIZE <= end && r > 0; id += KEEL_POD_USERNS_SIZE) {
+			if (id == 0 || /* never the host's root */
+			    !keel__pod_subid_allows(&su, id, KEEL_POD_USERNS_SIZE) ||
+			    !keel__pod_subid_allows(&sg, id, KEEL_POD_USERNS_SIZE))
+				continue;
+			allowed++;
+			snprintf(path, sizeof(path), "%s/%llu", dir, (unsigned long long)id);
+			int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+			if (fd < 0 && errno == EEXIST) {
+				taken++;
+				continue;
+			}
+			if (fd < 0) {
+				r = keel_err_errno(err, -errno, "creating %s", path);
+				break;
+			}
+			char text[KEEL_POD_NAME_MAX + 2];
+			int n = snprintf(text, sizeof(text), "%s\n", p->name);
+			bool ok = write(fd, text, (size_t)n) == n;
+			close(fd);
+			if (!ok) {
+				r = keel_err_errno(err, -EIO, "writing %s", path);
+				unlink(path);
+				break;
+			}
+			p->uid_base = (uint32_t)id;
+			r = 0;
+		}
+	}
+	if (r > 0 && own)
+		r = keel_err_set(err, -ENOSPC, "--user-ns: no free range of %u ids in what %s and %s give %s or "
+				 KEEL_POD_SUBID_USER "%s (%zu usable, %zu in use by other pods; add a range of a multiple of "
+				 "%u ids for %s or " KEEL_POD_SUBID_USER " to both files)", KEEL_POD_USERNS_SIZE, su_path,
+				 sg_path, user, base ? " above --user-ns-base" : "", allowed, taken, KEEL_POD_USERNS_SIZE, user);
+	else if (r > 0)
+		r = keel_err_set(err, -ENOSPC, "--user-ns: no free range of %u ids from %llu that %s and %s leave to "
+				 "%s (%zu in use by other pods)", KEEL_POD_USERNS_SIZE, (unsigned long long)lo, su_path,
+				 sg_path, user, taken);
 	close(lock);
+	keel__pod_subids_free(&su);
+	keel__pod_subids_free(&sg);
 	return r;
 }
 

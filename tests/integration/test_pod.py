@@ -10,6 +10,7 @@ mounts, no cgroups, and the image holds released so `image rm` works. Needs root
 
 import json
 import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -53,13 +54,14 @@ class Pods:
         self.root = Path(root)
         self.image_root = Path(image_root)
         self.made = []
+        self.env = dict(os.environ)
 
     def __call__(self, *args, check=True, timeout=120):
         argv = [str(self.bin), "--root", str(self.root), "--image-root", str(self.image_root), *map(str, args)]
         # Files, not pipes: a detached pod's monitor must not hold our pipes open.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
             p = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, text=True,
-                               timeout=timeout)
+                               timeout=timeout, env=self.env)
             out.seek(0)
             err.seek(0)
             p.stdout, p.stderr = out.read(), err.read()
@@ -449,6 +451,10 @@ def upods(build_dir, store):
     base = Path(tempfile.mkdtemp(prefix="keelpod-uns-"))
     base.chmod(0o711)
     p = Pods(build_dir, base / "pods", store["store"])
+    # subid files of the test's own (empty: nothing listed for anyone), not the machine's.
+    for var, name in (("KEEL_SUBUID_FILE", "subuid"), ("KEEL_SUBGID_FILE", "subgid")):
+        (base / name).write_text("")
+        p.env[var] = str(base / name)
     try:
         yield p
         p.cleanup()
@@ -516,3 +522,188 @@ def test_user_ns_pod_that_fails_frees_its_range(upods):
     assert not any((upods.root / ".userns").glob("[0-9]*"))
     p = upods.run("u4", "--user-ns-base", "4294967295", "--user-ns", "localhost/pbox", check=False)
     assert p.returncode == 1 and "leaves no room" in p.stderr
+
+
+def test_user_ns_ranges_follow_subuid_and_subgid(upods):
+    """Ranges /etc/subuid and /etc/subgid give root are used when there are any; otherwise
+    ranges other users are given are skipped; no range left is a clear error."""
+    su, sg = Path(upods.env["KEEL_SUBUID_FILE"]), Path(upods.env["KEEL_SUBGID_FILE"])
+    b = USERNS_BASE
+    both = f"# comment\nalice:100000:65536\nroot:{b}:131072\n0:{b + 4 * 65536}:100\n"
+    su.write_text(both)
+    sg.write_text(both)
+    try:
+        upods.run("s1", "-d", "--user-ns", "localhost/pbox", "--exec", "sleep", "1000")
+        upods.run("s2", "-d", "--user-ns", "localhost/pbox", "--exec", "sleep", "1000")
+        assert json.loads((upods.root / "s1" / "pod.json").read_text())["userns"]["base"] == b
+        assert json.loads((upods.root / "s2" / "pod.json").read_text())["userns"]["base"] == b + 65536
+        p = upods.run("s3", "--user-ns", "localhost/pbox", check=False)
+        assert p.returncode == 1 and "no free range of 65536 ids" in p.stderr and "give root" in p.stderr, p.stderr
+        assert "2 in use by other pods" in p.stderr, p.stderr
+        assert leftovers(upods, "s3") == []
+        upods("rm", "--force", "s2")
+        # A base above root's ranges leaves none.
+        p = upods.run("s4", "--user-ns", "--user-ns-base", str(b + 2 * 65536), "localhost/pbox", check=False)
+        assert p.returncode == 1 and "above --user-ns-base" in p.stderr, p.stderr
+        # Only one of the two files lists root: refused (both must).
+        sg.write_text(f"alice:{b}:65536\n")
+        p = upods.run("s5", "--user-ns", "localhost/pbox", check=False)
+        assert p.returncode == 1 and "to both files" in p.stderr, p.stderr
+        upods("rm", "--force", "s1")
+        # keel-pod's own name counts like root's; podman's "containers" is someone else's.
+        su.write_text(f"containers:{b}:65536\nkeel-pod:{b + 65536}:65536\n")
+        sg.write_text(f"keel-pod:{b}:131072\n")
+        upods.run("s7", "--user-ns", "localhost/pbox", "--exec", "true")
+        assert json.loads((upods.root / "s7" / "pod.json").read_text())["userns"]["base"] == b + 65536
+        upods("rm", "s7")
+        # Nothing for root: from the base up, skipping what other users have.
+        su.write_text(f"alice:{b}:65536\n")
+        sg.write_text(f"bob:{b + 65536}:10\n")
+        upods.run("s6", "-d", "--user-ns", "--user-ns-base", str(b), "localhost/pbox", "--exec", "sleep", "1000")
+        assert json.loads((upods.root / "s6" / "pod.json").read_text())["userns"]["base"] == b + 2 * 65536
+        st = upods.status("s6")
+        m = Path(f"/proc/{st['apps'][0]['pid']}/uid_map").read_text().split()
+        assert m == ["0", str(b + 2 * 65536), "65536"]
+        upods("rm", "--force", "s6")
+    finally:
+        upods.cleanup()
+    assert not any((upods.root / ".userns").glob("[0-9]*"))
+
+
+def nft_publish():
+    """The elements of keel's publish map, or None when its table does not exist."""
+    p = subprocess.run(["nft", "-j", "list", "map", "inet", "keel-pod", "publish"], capture_output=True,
+                       text=True)
+    if p.returncode != 0:
+        return None
+    for item in json.loads(p.stdout)["nftables"]:
+        if "map" in item:
+            return item["map"].get("elem", [])
+    return []
+
+
+def published_to(ip):
+    return [e for e in (nft_publish() or []) if e[1]["concat"][0] == ip]
+
+
+def fetch(url, timeout=30):
+    import urllib.request
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as r:
+                return r.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def client_netns():
+    """A network namespace of the test's own, linked to the host by a veth pair (10.231.8.0/30)."""
+    tag = os.getpid() % 100000
+    ns, host_end, ns_end = f"kpc{tag}", f"kpch{tag}", f"kpcn{tag}"
+    cmds = [["ip", "netns", "add", ns],
+            ["ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end],
+            ["ip", "link", "set", ns_end, "netns", ns],
+            ["ip", "addr", "add", "10.231.8.1/30", "dev", host_end],
+            ["ip", "link", "set", host_end, "up"],
+            ["ip", "-n", ns, "addr", "add", "10.231.8.2/30", "dev", ns_end],
+            ["ip", "-n", ns, "link", "set", ns_end, "up"],
+            ["ip", "-n", ns, "link", "set", "lo", "up"]]
+    try:
+        for c in cmds:
+            subprocess.run(c, check=True, capture_output=True)
+        yield ns, "10.231.8.1"
+    finally:
+        subprocess.run(["ip", "link", "del", host_end], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_publish_reaches_the_pod_from_localhost_and_another_netns(pods, bridge, client_netns):
+    from keelharness.ports import free_port
+    br, subnet = bridge
+    ns, host_addr = client_netns
+    net = ("--net", "bridge", "--bridge", br, "--subnet", subnet)
+    hport = free_port()
+    serve = "mkdir -p /tmp/w && echo hello-published > /tmp/w/i && exec httpd -f -p 8080 -h /tmp/w"
+    try:
+        pods.run("pub", "-d", *net, "--publish", f"{hport}:8080", "-p", f"{hport}:8053/udp",
+                 "localhost/pbox", "--exec", "sh", "-c", serve)
+        ip = pods.status("pub")["ip"]
+        assert pods.status("pub")["ports"] == [f"{hport}:8080/tcp", f"{hport}:8053/udp"]
+        assert sorted((e[0]["concat"][0], e[0]["concat"][1], e[1]["concat"][1]) for e in published_to(ip)) == \
+            [("tcp", hport, 8080), ("udp", hport, 8053)]
+        assert Path(f"/proc/sys/net/ipv4/conf/{br}/route_localnet").read_text().strip() == "1"
+        # From the host's loopback (route_localnet + masquerade) and by name.
+        assert fetch(f"http://127.0.0.1:{hport}/i") == "hello-published\n"
+        assert fetch(f"http://localhost:{hport}/i") == "hello-published\n"
+        # From another network namespace, through the host's address on its link.
+        client = ("import sys, urllib.request\n"
+                  "print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode(), end='')")
+        out = subprocess.run(["ip", "netns", "exec", ns, "/usr/bin/python3", "-c", client,
+                              f"http://{host_addr}:{hport}/i"], capture_output=True, text=True, timeout=60)
+        assert out.stdout == "hello-published\n", out.stderr
+        # A host port can be published once; the second pod fails and leaves nothing.
+        p = pods.run("pub2", *net, "--publish", f"{hport}:80", "localhost/pbox", "--exec", "true", check=False)
+        assert p.returncode == 1 and f"host port {hport}/tcp is already published" in p.stderr, p.stderr
+        assert leftovers(pods, "pub2") == [] and len(published_to(ip)) == 2
+        # A port something on the host listens on is refused too.
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            s.listen()
+            busy = s.getsockname()[1]
+            p = pods.run("pub3", *net, "-p", f"{busy}:80", "localhost/pbox", "--exec", "true", check=False)
+            assert p.returncode == 1 and "in use on the host" in p.stderr, p.stderr
+        # Bad flags.
+        for bad in ("80", "0:80", "80:70000", "80:80/sctp", "x:80"):
+            p = pods.run("pub4", *net, "-p", bad, "localhost/pbox", check=False)
+            assert p.returncode == 2 and "invalid --publish" in p.stderr
+        p = pods.run("pub4", "-p", "8080:80", "localhost/pbox", check=False)
+        assert p.returncode == 1 and "--publish needs --net bridge" in p.stderr
+        # A second pod whose monitor is SIGKILLed: `pod rm` still withdraws its ports.
+        hport2 = free_port()
+        pods.run("pubk", "-d", *net, "-p", f"{hport2}:8080", "localhost/pbox", "--exec", "sleep", "1000")
+        ipk = pods.status("pubk")["ip"]
+        assert len(published_to(ipk)) == 1
+        os.kill(int((pods.root / "pubk" / "monitor").read_text().split()[0]), 9)
+        pods("rm", "--force", "pubk")
+        assert published_to(ipk) == [] and leftovers(pods, "pubk") == []
+        assert len(published_to(ip)) == 2
+        pods("rm", "--force", "pub")
+        assert published_to(ip) == []
+        with pytest.raises(OSError):
+            import urllib.request
+            urllib.request.urlopen(f"http://127.0.0.1:{hport}/i", timeout=3)
+        # A pod that fails after its ports were published loses them again.
+        p = pods.run("pubf", *net, "-p", f"{hport}:80", "localhost/pbox", "--exec", "/nonexistent", check=False)
+        assert p.returncode == 1 and leftovers(pods, "pubf") == []
+        assert published_to(ip) == []
+    finally:
+        pods.cleanup()
+    # keel's table goes with its last port (unless pods of other roots still publish some).
+    assert nft_publish() is None or all(e[1]["concat"][0].startswith("10.231.7.") is False for e in nft_publish())
+    assert not link_exists(br)
+
+
+def test_logs_are_rotated_at_the_max_size(pods):
+    """--log-max-size: an app's log never grows past it; the part before goes to log.1 (one
+    rotated file is kept) and `pod logs` shows log.1 then log."""
+    script = "i=0; while [ $i -lt 600 ]; do printf 'line %05d %s\\n' $i xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; i=$((i+1)); done"
+    expected = "".join(f"line {i:05d} {'x' * 32}\n" for i in range(600))  # 26400 bytes
+    pods.run("lg", "--log-max-size", "8k", "localhost/pbox", "--exec", "sh", "-c", script)
+    app = pods.root / "lg" / "apps" / "pbox"
+    cur, old = (app / "log").read_bytes(), (app / "log.1").read_bytes()
+    assert 0 < len(cur) <= 8192 and len(old) == 8192
+    assert not (app / "log.2").exists()
+    shown = pods.logs("lg", "pbox")
+    assert shown == (old + cur).decode() and expected.endswith(shown)
+    assert len(shown) == len(expected) - 2 * 8192  # 26400 bytes: rotated at 8k, 16k and 24k
+    for bad in ("1k", "lots"):
+        p = pods.run("lg2", "--log-max-size", bad, "localhost/pbox", check=False)
+        assert p.returncode == 2 and "invalid --log-max-size" in p.stderr
+    # Without the flag the default (8 MiB) leaves small logs alone.
+    pods.run("lg3", "localhost/pbox", "--exec", "sh", "-c", script)
+    assert pods.logs("lg3", "pbox") == expected
+    assert not (pods.root / "lg3" / "apps" / "pbox" / "log.1").exists()

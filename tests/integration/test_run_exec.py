@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -217,6 +218,48 @@ def test_update_changes_limits_inside(rt, tmp_path):
     res.write_text('{"memory": {"limit": "big"}}')
     p = rt("update", "--resources", res, "up", check=False)
     assert p.returncode == 1 and "memory.limit" in p.stderr
+
+
+def test_events_reports_oom_and_stats(rt):
+    """A process that allocates past the memory limit is OOM-killed: `events` prints runc's
+    {"type":"oom","id":...} line (v1: eventfd on memory.oom_control; v2: memory.events)."""
+    limit = 24 << 20
+    started(rt, "oom", linux__resources={"memory": {"limit": limit, "swap": limit}})
+    ev = json.loads(rt("events", "--stats", "oom").stdout)
+    data = ev["data"]
+    assert data["memory"]["usage"]["limit"] == limit
+    assert data["memory"]["swap"]["limit"] == limit
+    assert "failcnt" in data["memory"]["usage"] and isinstance(data["memory"]["raw"], dict)
+    assert data["cpu"]["usage"]["total"] > 0 and "kernel" in data["cpu"]["usage"]
+    assert "throttling" in data["cpu"] and data["pids"]["current"] >= 1
+    argv = [str(rt.binary), "--root", str(rt.root), "events", "--interval", "1s", "oom"]
+    with tempfile.TemporaryFile("w+") as err:
+        ev = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
+        guard = threading.Timer(120, ev.kill)  # a broken watch must not hang the suite
+        guard.start()
+        try:
+            # The first stats line comes after the OOM watch is registered.
+            first = json.loads(ev.stdout.readline())
+            assert first["type"] == "stats" and first["id"] == "oom"
+            # busybox dd allocates and fills a 64 MiB block: more than the 24 MiB limit.
+            p = rt("exec", "oom", "dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1",
+                   check=False)
+            assert p.returncode == 137, (p.returncode, p.stderr)
+            line = ev.stdout.readline()
+            while line and json.loads(line)["type"] == "stats":
+                line = ev.stdout.readline()
+            assert json.loads(line) == {"type": "oom", "id": "oom"}
+            # The container itself still runs; once it stops, events ends on its own.
+            rt("kill", "oom", "KILL")
+            assert ev.wait(timeout=30) == 0
+        finally:
+            guard.cancel()
+            if ev.poll() is None:
+                ev.kill()
+                ev.wait()
+            ev.stdout.close()
+            err.seek(0)
+            assert "ERROR" not in err.read().upper()
 
 
 def test_bad_input(rt, tmp_path):
