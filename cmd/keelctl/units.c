@@ -127,6 +127,10 @@ static int do_jobs(struct keelctl *ctl, struct keelctl_conn *c, int argc, char *
 					fprintf(stderr, "A dependency job for %s failed. See 'keelctl journal -u %s' for details.\n", u, u);
 				else if (!strcmp(result, "canceled"))
 					fprintf(stderr, "Job for %s canceled.\n", u);
+				else if (!strcmp(result, "timeout")) /* JobTimeoutSec= */
+					fprintf(stderr, "Job for %s timed out.\n", u);
+				else if (!strcmp(result, "assert"))
+					fprintf(stderr, "Assertion failed on job for %s.\n", u);
 				else
 					fprintf(stderr, "Job for %s failed%s%s.\nSee \"keelctl status %s\" and \"keelctl journal -u %s\" for details.\n",
 						u, *reason_text(jstr(v, "reason")) ? " " : "", reason_text(jstr(v, "reason")), u, u);

@@ -291,6 +291,53 @@ static void drop_redundant(struct tr *tr)
 	}
 }
 
+/* JobTimeoutSec=/JobRunningTimeoutSec= elapsed: the job is cancelled with result "timeout"; the
+ * unit itself keeps its state (systemd.unit(5)). Then JobTimeoutAction=. */
+static void on_job_timer(struct keel_ev_timer *t)
+{
+	struct job *j = t->data;
+	struct mu *mu = j->unit;
+	struct keel_mgr *m = mu->m;
+	int action = mu->u->job_timeout_action;
+	unit_log(mu, 4, "Job %s/%s timed out.", mu->id, keel_job_type_to_string(j->type));
+	job_finish(j, JR_TIMEOUT);
+	switch (action) {
+	case KEEL_ACTION_NONE:
+		break;
+	case KEEL_ACTION_EXIT:
+	case KEEL_ACTION_EXIT_FORCE:
+		/* The manager exits: for keel-init as a supervisor, its ordered shutdown. */
+		unit_log(mu, 5, "Job timed out, exiting keel-init (JobTimeoutAction=%s).",
+			 keel_emergency_action_to_string(action));
+		keel_mgr_shutdown(m);
+		break;
+	default:
+		/* reboot/poweroff/halt/kexec act on the machine, which a supervisor does not own. */
+		unit_log(mu, 4, "JobTimeoutAction=%s is not supported by keel-init, ignoring.",
+			 keel_emergency_action_to_string(action));
+		break;
+	}
+}
+
+/* Arm (or bring forward) the job's timer: JobTimeoutSec= from when it is installed,
+ * JobRunningTimeoutSec= from when it starts running; the earlier one wins (systemd's rule). */
+static void job_arm_timer(struct job *j, bool running)
+{
+	const struct keel_unit *u = j->unit->u;
+	uint64_t span = running ? u->job_running_timeout_usec : u->job_timeout_usec;
+	if (span == 0 || span == KEEL_USEC_INFINITY)
+		return;
+	if (running && j->timer_running)
+		return;
+	uint64_t when = keel_now_mono() + span;
+	if (keel_ev_timer_armed(&j->timer) && j->timer.when <= when)
+		return;
+	if (running)
+		j->timer_running = true;
+	keel_ev_timer_stop(j->unit->m->ev, &j->timer);
+	(void)!keel_ev_timer_start(j->unit->m->ev, &j->timer, when);
+}
+
 static struct job *job_new(struct keel_mgr *m, struct mu *mu, int type)
 {
 	struct job *j = keel_calloc(1, sizeof(*j));
@@ -301,6 +348,8 @@ static struct job *job_new(struct keel_mgr *m, struct mu *mu, int type)
 	j->unit = mu;
 	mu->job = j;
 	m->n_jobs++;
+	keel_ev_timer_init(&j->timer, on_job_timer, j);
+	job_arm_timer(j, false);
 	return j;
 }
 
@@ -447,6 +496,8 @@ static const char *done_message(struct mu *mu, int type, int result)
 	case JOB_START:
 		switch (result) {
 		case JR_DONE:
+			if (mu->cond_real && !mu->cond_result)
+				return "Condition check resulted in %s being skipped.";
 			if (target)
 				return "Reached target %s.";
 			if (mu->type == KEEL_UNIT_SERVICE && keel_inactive_or_failed(mu->active))
@@ -465,6 +516,8 @@ static const char *done_message(struct mu *mu, int type, int result)
 			return target ? "Stopped target %s." : "Stopped %s.";
 		if (result == JR_FAILED)
 			return "Stopped (with error) %s.";
+		if (result == JR_TIMEOUT)
+			return "Timed out stopping %s.";
 		return NULL;
 	case JOB_RELOAD:
 		return result == JR_DONE ? "Reloaded %s." : result == JR_FAILED ? "Reload failed for %s." : NULL;
@@ -498,6 +551,7 @@ void job_finish(struct job *j, int result)
 	mu->job = NULL;
 	m->n_jobs--;
 	runq_remove(j);
+	keel_ev_timer_stop(m->ev, &j->timer);
 	int type = j->type;
 	const char *fmt = done_message(mu, type, result);
 	if (fmt) {
@@ -532,6 +586,7 @@ static void job_run(struct job *j)
 	struct mu *mu = j->unit;
 	uint32_t id = j->id;
 	j->running = true;
+	job_arm_timer(j, true);
 	int r;
 	switch (j->type) {
 	case JOB_START:
@@ -665,6 +720,7 @@ void job_free_all(struct keel_mgr *m)
 		if (!j)
 			continue;
 		mu->job = NULL;
+		keel_ev_timer_stop(m->ev, &j->timer);
 		for (struct job_waiter *w = j->waiters, *next; w; w = next) {
 			next = w->next;
 			w->fn(w->ud, mu, j, JR_CANCELED);

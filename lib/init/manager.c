@@ -568,9 +568,12 @@ int unit_start(struct mu *mu)
 		mu->cond_real = keel_now_real();
 		mu->cond_result = unit_test_conditions(mu, false, &failed) > 0;
 		if (!mu->cond_result) {
-			unit_log(mu, 6, "Condition check resulted in %s being skipped (%s%s=%s).", unit_description(mu),
-				 "Condition", failed ? keel_condition_kind_to_string(failed->kind) : "?",
-				 failed ? failed->param : "");
+			/* systemd logs the condition that failed, then the job's "Condition check
+			 * resulted in X being skipped." (job.c) */
+			unit_log(mu, 6, "Condition%s=%s%s%s failed.",
+				 failed ? keel_condition_kind_to_string(failed->kind) : "?",
+				 failed && (failed->flags & KEEL_COND_TRIGGER) ? "|" : "",
+				 failed && (failed->flags & KEEL_COND_NEGATE) ? "!" : "", failed ? failed->param : "");
 			return -EBADR;
 		}
 		mu->assert_result = unit_test_conditions(mu, true, &failed) > 0;
@@ -868,6 +871,7 @@ struct spawn_report {
 	struct keel_ev_io io;
 	struct keel_mgr *m;
 	char *unit, *path;
+	pid_t pid;                 /* told to the service when the exec succeeded (Type=exec) */
 	struct spawn_report *next;
 };
 
@@ -901,10 +905,18 @@ static void on_report(struct keel_ev_io *io, uint32_t revents)
 			unit_log(mu, 3, "Failed to execute %s: %s", r->path, strerror(se.err));
 		unit_log(mu, 3, "Failed at step %s spawning %s: %s", keel_spawn_step_name(se.step), r->path, strerror(se.err));
 	}
+	/* End of file without a report: the close-on-exec pipe closed in execve(). */
+	if (n == 0 && r->pid > 0 && (mu = mgr_get(r->m, r->unit)) && mu->type == KEEL_UNIT_SERVICE)
+		svc_exec_succeeded(mu, r->pid);
 	report_free(r);
 }
 
 void spawn_watch(struct mu *mu, int fd, const char *path)
+{
+	spawn_watch_pid(mu, fd, path, 0);
+}
+
+void spawn_watch_pid(struct mu *mu, int fd, const char *path, pid_t pid)
 {
 	struct spawn_report *r = keel_calloc(1, sizeof(*r));
 	if (!r || !(r->unit = keel_strdup(mu->id)) || !(r->path = keel_strdup(path))) {
@@ -916,6 +928,7 @@ void spawn_watch(struct mu *mu, int fd, const char *path)
 		return;
 	}
 	r->m = mu->m;
+	r->pid = pid;
 	keel_ev_io_init(&r->io, fd, on_report, r);
 	if (keel_ev_io_start(mu->m->ev, &r->io, EPOLLIN) < 0) {
 		close(fd);

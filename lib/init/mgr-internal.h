@@ -116,9 +116,11 @@ struct job {
 	bool running;
 	bool in_runq;
 	bool manual;    /* asked for by a client (RefuseManualStart= applies) */
+	bool timer_running;   /* the timer is armed for JobRunningTimeoutSec= */
 	struct mu *unit;
 	struct job *runq_next;
 	struct job_waiter *waiters;
+	struct keel_ev_timer timer; /* JobTimeoutSec= / JobRunningTimeoutSec= */
 };
 
 /* Called when a job ends (control clients waiting for it). */
@@ -269,6 +271,8 @@ void svc_notify_message(struct mu *mu, pid_t pid, char *msg);
 /* For Accept=yes instances: take the connection. */
 void svc_set_accept_fd(struct mu *mu, int fd);
 int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_main, pid_t *ret);
+/* A spawned process of the service got through execve() (Type=exec waits for this). */
+void svc_exec_succeeded(struct mu *mu, pid_t pid);
 
 /* socket.c: the fds to pass to a service (LISTEN_FDS) and their names. */
 int sock_collect_fds(struct mu *svc, int *fds, int max, struct keel_buf *names);
@@ -288,3 +292,5 @@ struct logpipe *logpipe_open(struct mu *mu, const char *ident, int *ret_write_fd
 void logpipe_set_pid(struct logpipe *lp, pid_t pid);
 /* Watch a spawn's report pipe (keel_spawn_start) and log a failed setup step for the unit. */
 void spawn_watch(struct mu *mu, int fd, const char *path);
+/* The same, telling svc_exec_succeeded() about pid when its execve() succeeded. */
+void spawn_watch_pid(struct mu *mu, int fd, const char *path, pid_t pid);
