@@ -1,0 +1,115 @@
+"""keel-init job semantics against systemd 252's: ExecCondition=, Type=exec's start job,
+JobTimeoutSec=/JobRunningTimeoutSec=, StopWhenUnneeded=, Upholds=, isolate, Persistent= timers.
+
+Each test runs its own keel-init (the `init` fixture) and leaves no process or cgroup behind.
+"""
+
+import os
+import time
+
+import pytest
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="keel-init tests need root (cgroups)")
+
+
+def test_exec_condition_skips_or_fails(init, tmp_path):
+    k = init()
+    mark = tmp_path / "ran"
+    k.unit("skip.service", f"[Service]\nType=oneshot\nExecCondition=/bin/sh -c 'exit 1'\n"
+                           f"ExecStartPre=/bin/touch {mark}\nExecStart=/bin/true\n")
+    k.unit("fail.service", "[Service]\nExecCondition=/bin/sh -c 'exit 255'\nExecStart=/bin/sleep 100\n")
+    k.unit("sig.service", "[Service]\nExecCondition=/bin/sh -c 'kill -9 $$$$'\nExecStart=/bin/sleep 100\n")
+    k.unit("pass.service", "[Service]\nExecCondition=/bin/true\nExecCondition=/bin/sh -c 'exit 0'\n"
+                           "ExecStart=/bin/sleep 100\n")
+    k.unit("second.service", "[Service]\nExecCondition=/bin/true\nExecCondition=/bin/sh -c 'exit 3'\n"
+                             "ExecStart=/bin/sleep 100\n")
+    k.start()
+    r = k.ctl("start", "skip.service")
+    assert r.returncode == 0, r.stderr  # skipped is not failed (systemctl exits 0)
+    assert k.state("skip.service") == ("inactive", "dead")
+    assert not mark.exists()  # ExecStartPre= did not run
+    assert k.prop("skip.service", "Result") == "exec-condition"
+    assert k.prop("skip.service", "ConditionResult") == "no"
+    log = k.unit_log("skip.service")
+    assert "Skipped due to 'exec-condition'." in log, log
+    assert "Condition check resulted in skip.service being skipped." in log, log
+    assert "Failed" not in log, log
+    # 255 and a signal fail the unit
+    r = k.ctl("start", "fail.service")
+    assert r.returncode == 1, r.stderr
+    assert k.state("fail.service")[0] == "failed"
+    assert k.prop("fail.service", "Result") == "exit-code"
+    r = k.ctl("start", "sig.service")
+    assert r.returncode == 1
+    assert k.prop("sig.service", "Result") == "signal"
+    # all conditions pass: the service runs
+    assert k.ctl("start", "pass.service").returncode == 0
+    assert k.state("pass.service") == ("active", "running")
+    assert k.prop("pass.service", "ConditionResult") == "yes"
+    # the second of two says no
+    assert k.ctl("start", "second.service").returncode == 0
+    assert k.state("second.service") == ("inactive", "dead")
+
+
+def test_type_exec_start_job_waits_for_execve(init, tmp_path):
+    k = init()
+    k.unit("missing.service", "[Service]\nType=exec\nExecStart=/nonexistent/binary\n")
+    k.unit("simple-missing.service", "[Service]\nType=simple\nExecStart=/nonexistent/binary\n")
+    k.unit("ok.service", "[Service]\nType=exec\nExecStart=/bin/sleep 100\n")
+    k.unit("baduser.service", "[Service]\nType=exec\nExecStart=/bin/sleep 100\nWorkingDirectory=/nonexistent-dir\n")
+    k.unit("after.service", "[Unit]\nRequires=missing.service\nAfter=missing.service\n"
+                            "[Service]\nExecStart=/bin/sleep 100\n")
+    k.start()
+    r = k.ctl("start", "missing.service")
+    assert r.returncode == 1, (r.stdout, r.stderr)  # systemctl start fails for Type=exec
+    assert "Job for missing.service failed" in r.stderr, r.stderr
+    assert k.state("missing.service")[0] == "failed"
+    assert k.prop("missing.service", "ExecMainStatus") == "203"
+    # Type=simple: the start job succeeded before the exec failed (systemd's documented difference)
+    assert k.ctl("start", "simple-missing.service").returncode == 0
+    k.wait_state("simple-missing.service", "failed")
+    assert k.ctl("start", "ok.service").returncode == 0
+    assert k.state("ok.service") == ("active", "running")
+    assert k.ctl("start", "baduser.service").returncode == 1
+    assert k.prop("baduser.service", "ExecMainStatus") == "200"
+    r = k.ctl("start", "after.service")
+    assert r.returncode == 1
+    assert "A dependency job for after.service failed" in r.stderr, r.stderr
+
+
+def test_job_timeout_cancels_the_job_not_the_unit(init, tmp_path):
+    k = init()
+    # a notify service that never says READY=1: its start job times out after 1s, the unit stays
+    # activating (TimeoutStartSec=infinity)
+    k.unit("slow.service", "[Unit]\nJobTimeoutSec=1s\n[Service]\nType=notify\nExecStart=/bin/sleep 100\n"
+                           "TimeoutStartSec=infinity\n")
+    k.unit("dep.service", "[Unit]\nRequires=slow.service\nAfter=slow.service\n[Service]\nExecStart=/bin/sleep 100\n")
+    k.unit("running.service", "[Unit]\nJobRunningTimeoutSec=1s\n[Service]\nType=notify\nExecStart=/bin/sleep 100\n"
+                              "TimeoutStartSec=infinity\n")
+    # a waiting job times out too (JobTimeoutSec= counts from installation): blocked behind slow2
+    k.unit("slow2.service", "[Service]\nType=notify\nExecStart=/bin/sleep 100\nTimeoutStartSec=infinity\n")
+    k.unit("waiter.service", "[Unit]\nAfter=slow2.service\nJobTimeoutSec=1s\nJobTimeoutAction=none\n"
+                             "[Service]\nExecStart=/bin/sleep 100\n")
+    k.start()
+    t0 = time.monotonic()
+    r = k.ctl("start", "dep.service")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert time.monotonic() - t0 < 30
+    assert "A dependency job for dep.service failed" in r.stderr, r.stderr
+    r = k.ctl("start", "slow.service")  # a new job, which times out again
+    assert r.returncode == 1
+    assert "Job for slow.service timed out." in r.stderr, r.stderr
+    assert k.state("slow.service") == ("activating", "start")  # the unit did not change state
+    log = k.unit_log("slow.service")
+    assert "Job slow.service/start timed out." in log, log
+    assert "Timed out starting slow.service." in log, log
+    assert k.state("dep.service")[0] == "inactive"
+    r = k.ctl("start", "running.service")
+    assert r.returncode == 1 and "timed out" in r.stderr, r.stderr
+    r = k.ctl("--no-block", "start", "slow2.service")
+    assert r.returncode == 0
+    r = k.ctl("start", "waiter.service")
+    assert r.returncode == 1 and "Job for waiter.service timed out." in r.stderr, r.stderr
+    assert k.state("waiter.service")[0] == "inactive"  # it never ran
+    for u in ("slow.service", "running.service", "slow2.service"):
+        assert k.ctl("stop", u).returncode == 0
