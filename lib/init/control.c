@@ -565,7 +565,8 @@ static void do_job(struct client *c, json_int_t id, json_t *req, const char *met
 	if (!mu)
 		return;
 	int type;
-	if (strcmp(method, "start") == 0)
+	bool isolate = strcmp(method, "isolate") == 0;
+	if (strcmp(method, "start") == 0 || isolate)
 		type = JOB_START;
 	else if (strcmp(method, "stop") == 0)
 		type = JOB_STOP;
@@ -587,7 +588,7 @@ static void do_job(struct client *c, json_int_t id, json_t *req, const char *met
 	bool replace = !mode || strcmp(mode, "fail") != 0;
 	struct job *j;
 	struct keel_err e;
-	int r = job_enqueue(c->m, mu, type, replace, true, &j, &e);
+	int r = isolate ? job_enqueue_isolate(c->m, mu, true, &j, &e) : job_enqueue(c->m, mu, type, replace, true, &j, &e);
 	if (r < 0) {
 		reply_err(c, id, r == -ENOENT ? "not-found" : r == -ESHUTDOWN && mu->u->load_state == KEEL_LOAD_MASKED ? "masked" : "refused",
 			  keel_err_msg(&e));
@@ -789,7 +790,8 @@ static void handle(struct client *c, json_t *req)
 			keel_jw_kstr(&w, "journal_dir", m->journal_dir);
 		end_send(c, &w, &b);
 	} else if (!strcmp(method, "start") || !strcmp(method, "stop") || !strcmp(method, "restart") ||
-		   !strcmp(method, "try-restart") || !strcmp(method, "reload") || !strcmp(method, "reload-or-restart")) {
+		   !strcmp(method, "try-restart") || !strcmp(method, "reload") || !strcmp(method, "reload-or-restart") ||
+		   !strcmp(method, "isolate")) {
 		do_job(c, id, req, method);
 	} else if (strcmp(method, "load") == 0) {
 		const char *name = json_string_value(json_object_get(req, "unit"));

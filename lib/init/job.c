@@ -386,8 +386,54 @@ void job_queue_neighbours(struct mu *mu)
 	}
 }
 
+/* Isolate (systemd's transaction_add_isolate_jobs): stop every unit that runs and is not in the
+ * transaction, except IgnoreOnIsolate= units and those triggered by a unit in it. */
+static void add_isolate_jobs(struct tr *tr)
+{
+	size_t it = 0;
+	const char *k;
+	void *v;
+	while (keel_hmap_next(&tr->m->units, &it, &k, NULL, &v)) {
+		struct mu *mu = v;
+		if (strcmp(k, mu->id) != 0 || tr_find(tr, mu))
+			continue; /* an alias, or pulled in by the target */
+		if (mu->u->ignore_on_isolate)
+			continue;
+		if (keel_inactive_or_failed(mu->active) || mu->active == KEEL_DEACTIVATING)
+			continue;
+		bool triggered = false;
+		for (uint32_t i = 0; i < mu->n_edges && !triggered; i++) {
+			struct tjob *t = mu->edges[i].kind == E_TRIGGERED_BY ? tr_find(tr, mu->edges[i].other) : NULL;
+			triggered = t && !t->deleted;
+		}
+		if (triggered)
+			continue;
+		(void)tr_add(tr, mu, JOB_STOP, false, 0);
+		keel_err_clear(tr->err);
+	}
+}
+
+static int enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, bool isolate, bool manual,
+		   struct job **ret, struct keel_err *err);
+
 int job_enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, bool manual,
 		struct job **ret, struct keel_err *err)
+{
+	return enqueue(m, anchor, type, replace, false, manual, ret, err);
+}
+
+int job_enqueue_isolate(struct keel_mgr *m, struct mu *anchor, bool manual, struct job **ret, struct keel_err *err)
+{
+	struct keel_err dummy;
+	if (!err)
+		err = &dummy;
+	if (unit_is_loaded(anchor) && !anchor->u->allow_isolate)
+		return keel_err_set(err, -EPERM, "Operation refused, unit may not be isolated.");
+	return enqueue(m, anchor, JOB_START, true, true, manual, ret, err);
+}
+
+static int enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, bool isolate, bool manual,
+		   struct job **ret, struct keel_err *err)
 {
 	struct keel_err dummy;
 	if (!err)
@@ -417,6 +463,8 @@ int job_enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, b
 	} else {
 		r = tr_add(&tr, anchor, type, true, 0);
 	}
+	if (r == 0 && isolate)
+		add_isolate_jobs(&tr);
 	if (r == 0) {
 		drop_redundant(&tr);
 		r = verify_order(&tr);
@@ -436,6 +484,17 @@ int job_enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, b
 			tr.v[i].u->tr_idx = -1;
 		keel_free(tr.v);
 		return r;
+	}
+	if (isolate) {
+		/* Installed jobs of units outside the transaction are canceled (JOB_ISOLATE). */
+		size_t it = 0;
+		const char *k;
+		void *v;
+		while (keel_hmap_next(&m->units, &it, &k, NULL, &v)) {
+			struct mu *mu = v;
+			if (strcmp(k, mu->id) == 0 && mu->job && !tr_find(&tr, mu))
+				job_finish(mu->job, JR_CANCELED);
+		}
 	}
 	struct job *anchor_job = NULL;
 	for (size_t i = 0; i < tr.n; i++) {
@@ -552,6 +611,7 @@ void job_finish(struct job *j, int result)
 	m->n_jobs--;
 	runq_remove(j);
 	keel_ev_timer_stop(m->ev, &j->timer);
+	m->upkeep_needed = true; /* a unit without a job may now be unneeded or upheld */
 	int type = j->type;
 	const char *fmt = done_message(mu, type, result);
 	if (fmt) {

@@ -32,7 +32,8 @@ const char *keel_edge_kind_to_string(int k)
 	static const char *const n[] = {
 		"Requires", "Requisite", "Wants", "BindsTo", "PartOf", "Conflicts", "Before", "After",
 		"OnFailure", "Triggers", "PropagatesStopTo", "RequiredBy", "RequisiteOf", "WantedBy",
-		"BoundBy", "ConsistsOf", "ConflictedBy", "OnFailureOf", "TriggeredBy", "StopPropagatedFrom"};
+		"BoundBy", "ConsistsOf", "ConflictedBy", "OnFailureOf", "TriggeredBy", "StopPropagatedFrom",
+		"Upholds", "UpheldBy"};
 	return (unsigned)k < KEEL_ARRAY_SIZE(n) ? n[k] : "?";
 }
 
@@ -314,6 +315,7 @@ static void add_pair(struct mu *a, int kind, struct mu *b)
 		[E_BINDS_TO] = E_BOUND_BY, [E_PART_OF] = E_CONSISTS_OF, [E_CONFLICTS] = E_CONFLICTED_BY,
 		[E_BEFORE] = E_AFTER, [E_AFTER] = E_BEFORE, [E_ON_FAILURE] = E_ON_FAILURE_OF,
 		[E_TRIGGERS] = E_TRIGGERED_BY, [E_PROPAGATES_STOP_TO] = E_STOP_PROPAGATED_FROM,
+		[E_UPHOLDS] = E_UPHELD_BY,
 	};
 	if (a == b)
 		return;
@@ -335,6 +337,7 @@ static int edge_of_dep(int k)
 	case KEEL_DEP_ON_FAILURE: return E_ON_FAILURE;
 	case KEEL_DEP_TRIGGERS: return E_TRIGGERS;
 	case KEEL_DEP_PROPAGATES_STOP_TO: return E_PROPAGATES_STOP_TO;
+	case KEEL_DEP_UPHOLDS: return E_UPHOLDS;
 	case KEEL_DEP_STOP_PROPAGATED_FROM: return -2; /* added from the other side */
 	default: return -1;
 	}
@@ -477,6 +480,8 @@ void unit_set_state(struct mu *mu, int active, int sub)
 	}
 	struct keel_mgr *m = mu->m;
 	mgr_emit_unit_event(m, mu);
+	if (old != active)
+		m->upkeep_needed = true;
 	if (old != active) {
 		bool unexpected = !mu->job;
 		job_unit_notify(mu, old, active, unexpected);
@@ -968,6 +973,11 @@ static bool prepare(void *data)
 			check_cgroups(m);
 		}
 		more = job_dispatch(m);
+		if (m->upkeep_needed && !m->shutting_down) {
+			m->upkeep_needed = false;
+			mgr_upkeep(m);
+			more = job_dispatch(m) || more;
+		}
 		/* Free transient units that are done. */
 		while (m->gcq) {
 			struct mu *mu = m->gcq;

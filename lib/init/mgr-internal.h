@@ -34,6 +34,7 @@ enum edge_kind {
 	E_ON_FAILURE, E_TRIGGERS, E_PROPAGATES_STOP_TO,
 	E_REQUIRED_BY, E_REQUISITE_OF, E_WANTED_BY, E_BOUND_BY, E_CONSISTS_OF, E_CONFLICTED_BY,
 	E_ON_FAILURE_OF, E_TRIGGERED_BY, E_STOP_PROPAGATED_FROM,
+	E_UPHOLDS, E_UPHELD_BY,
 	E_KIND_MAX,
 };
 const char *keel_edge_kind_to_string(int k);
@@ -155,6 +156,8 @@ struct mu {
 	uint64_t cond_real;
 	uint64_t sl_begin;         /* start rate limit window (monotonic) */
 	uint32_t sl_count;
+	uint64_t auto_rl_begin;    /* StopWhenUnneeded=/Upholds= rate limit (upkeep.c) */
+	uint32_t auto_rl_count;
 	int inotify_wd;
 	struct mu *gc_next;
 	struct mu *accept_socket;  /* an Accept=yes instance: the socket counting it */
@@ -192,6 +195,7 @@ struct keel_mgr {
 	struct control_server *ctl;
 	bool shutting_down;
 	bool cg_check_needed;
+	bool upkeep_needed;        /* a state changed: check StopWhenUnneeded= and Upholds= */
 	struct keel_buf scratch;
 	struct keel_buf *diag_capture; /* loader messages also go here (control API "load") */
 };
@@ -237,6 +241,8 @@ void mgr_emit_job_event(struct keel_mgr *m, struct mu *mu, struct job *j, int re
  * message is put in err. Returns the anchor job (may be NULL when it completed at once). */
 int job_enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, bool manual,
 		struct job **ret, struct keel_err *err);
+/* systemctl isolate: start anchor (AllowIsolate=) and stop everything it does not pull in. */
+int job_enqueue_isolate(struct keel_mgr *m, struct mu *anchor, bool manual, struct job **ret, struct keel_err *err);
 void job_finish(struct job *j, int result);
 void job_add_to_runq(struct job *j);
 /* Put the jobs of units ordered around mu in the run queue. */
@@ -245,6 +251,10 @@ bool job_dispatch(struct keel_mgr *m);
 /* The unit changed state: complete or fail its job (systemd's unit_notify job part). */
 void job_unit_notify(struct mu *mu, int old, int new_state, bool unexpected);
 void job_free_all(struct keel_mgr *m);
+
+/* upkeep.c: StopWhenUnneeded= and Upholds= (systemd's stop-when-unneeded and
+ * start-when-upheld queues), checked over every unit after state changes. */
+void mgr_upkeep(struct keel_mgr *m);
 
 /* condition.c: 1 pass, 0 fail; kind name and parameter of the failed one in *failed. */
 int unit_test_conditions(struct mu *mu, bool asserts, const struct keel_condition **failed);
