@@ -113,3 +113,59 @@ def test_job_timeout_cancels_the_job_not_the_unit(init, tmp_path):
     assert k.state("waiter.service")[0] == "inactive"  # it never ran
     for u in ("slow.service", "running.service", "slow2.service"):
         assert k.ctl("stop", u).returncode == 0
+
+
+def test_stop_when_unneeded_and_upholds(init, tmp_path):
+    k = init()
+    k.unit("helper.service", "[Unit]\nStopWhenUnneeded=yes\n[Service]\nExecStart=/bin/sleep 100\n")
+    k.unit("user1.service", "[Unit]\nWants=helper.service\n[Service]\nExecStart=/bin/sleep 100\n")
+    k.unit("user2.service", "[Unit]\nRequires=helper.service\n[Service]\nExecStart=/bin/sleep 100\n")
+    k.unit("keeper.service", "[Unit]\nUpholds=kept.service\n[Service]\nExecStart=/bin/sleep 100\n")
+    k.unit("kept.service", "[Service]\nExecStart=/bin/sleep 100\n")
+    k.start()
+    assert k.ctl("start", "user1.service", "user2.service").returncode == 0
+    assert k.state("helper.service") == ("active", "running")
+    assert k.ctl("stop", "user1.service").returncode == 0
+    time.sleep(0.3)
+    assert k.state("helper.service") == ("active", "running")  # user2 still needs it
+    assert k.ctl("stop", "user2.service").returncode == 0
+    k.wait_state("helper.service", "inactive")
+    # started alone, nothing needs it: stopped again at once (systemd does the same)
+    assert k.ctl("start", "helper.service").returncode == 0
+    k.wait_state("helper.service", "inactive")
+    # Upholds=: kept comes back whenever it stops while keeper runs
+    assert k.ctl("start", "keeper.service").returncode == 0
+    k.wait_state("kept.service", "active", "running")
+    pid = int(k.prop("kept.service", "MainPID"))
+    os.kill(pid, 9)
+    k.wait(lambda: k.state("kept.service")[0] == "active" and int(k.prop("kept.service", "MainPID")) not in (0, pid),
+           what="kept.service started again")
+    assert k.ctl("stop", "keeper.service").returncode == 0
+    assert k.ctl("stop", "kept.service").returncode == 0
+    time.sleep(0.3)
+    assert k.state("kept.service")[0] == "inactive"  # keeper no longer runs
+
+
+def test_isolate(init, tmp_path):
+    k = init()
+    k.unit("rescue.target", "[Unit]\nAllowIsolate=yes\nWants=a.service\n")
+    k.unit("plain.target", "[Unit]\nWants=a.service\n")
+    k.unit("a.service", "[Service]\nExecStart=/bin/sleep 100\n")
+    k.unit("b.service", "[Service]\nExecStart=/bin/sleep 100\n")
+    k.unit("c.service", "[Unit]\nIgnoreOnIsolate=yes\n[Service]\nExecStart=/bin/sleep 100\n")
+    k.unit("d.service", "[Service]\nExecStart=/bin/sleep 100\n")
+    k.start()
+    assert k.ctl("start", "b.service", "c.service", "d.service", "a.service").returncode == 0
+    r = k.ctl("isolate", "plain")  # "plain" -> plain.target, as systemctl
+    assert r.returncode == 1, r.stderr
+    assert "Failed to start plain.target: Operation refused, unit may not be isolated." in r.stderr, r.stderr
+    assert k.state("b.service")[0] == "active"
+    r = k.ctl("--no-block", "start", "d.service")  # nothing to do: already running
+    r = k.ctl("isolate", "rescue.target")
+    assert r.returncode == 0, r.stderr
+    assert k.state("rescue.target")[0] == "active"
+    assert k.state("a.service") == ("active", "running")   # pulled in by the target: kept
+    assert k.state("b.service")[0] == "inactive"           # everything else stopped
+    assert k.state("d.service")[0] == "inactive"
+    assert k.state("c.service") == ("active", "running")   # IgnoreOnIsolate=yes
+    assert k.ctl("stop", "a.service", "c.service").returncode == 0
