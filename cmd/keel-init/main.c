@@ -34,6 +34,7 @@ static void usage(FILE *f)
 		   "  --no-boot              Start nothing until asked through the control socket\n"
 		   "  --runtime-dir DIR      Control and notify sockets (default /run/keel)\n"
 		   "  --journal-dir DIR      The journal of unit output (default " KEEL_JOURNAL_DEFAULT_DIR ")\n"
+		   "  --state-dir DIR        Persistent state: timer stamps (default /var/lib/keel)\n"
 		   "  --cgroup-root NAME     Units' cgroups go under NAME (default keel.slice)\n"
 		   "  --config-dir DIR       Where enable/disable/mask write links\n"
 		   "  --cgroup-v1            Ignore cgroup2 (run a hybrid host as cgroup v1)\n"
@@ -116,7 +117,7 @@ int main(int argc, char **argv)
 	bool boot = true;
 	enum keel_log_level level = KEEL_LOG_INFO;
 	enum { O_UNIT_PATH = 256, O_NO_DEFAULT, O_SYSTEMD, O_TARGET, O_NO_BOOT, O_RUNTIME, O_JOURNAL, O_CGROOT,
-	       O_CONFIG, O_LEVEL, O_CGV1 };
+	       O_CONFIG, O_LEVEL, O_CGV1, O_STATE };
 	static const struct option opts[] = {
 		{"unit-path", required_argument, NULL, O_UNIT_PATH},
 		{"no-default-paths", no_argument, NULL, O_NO_DEFAULT},
@@ -125,6 +126,7 @@ int main(int argc, char **argv)
 		{"no-boot", no_argument, NULL, O_NO_BOOT},
 		{"runtime-dir", required_argument, NULL, O_RUNTIME},
 		{"journal-dir", required_argument, NULL, O_JOURNAL},
+		{"state-dir", required_argument, NULL, O_STATE},
 		{"cgroup-root", required_argument, NULL, O_CGROOT},
 		{"config-dir", required_argument, NULL, O_CONFIG},
 		{"cgroup-v1", no_argument, NULL, O_CGV1},
@@ -145,6 +147,7 @@ int main(int argc, char **argv)
 		case O_NO_BOOT: boot = false; break;
 		case O_RUNTIME: cfg.runtime_dir = optarg; break;
 		case O_JOURNAL: cfg.journal_dir = optarg; break;
+		case O_STATE: cfg.state_dir = optarg; break;
 		case O_CGROOT: cfg.cgroup_root = optarg; break;
 		case O_CONFIG: cfg.config_dir = optarg; break;
 		case O_CGV1: cfg.cgroup_v1_only = true; break;

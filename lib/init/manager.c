@@ -1024,11 +1024,12 @@ int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct k
 	keel_hmap_init(&m->wds, false);
 	int r;
 	m->runtime_dir = keel_strdup(cfg->runtime_dir ? cfg->runtime_dir : "/run/keel");
+	m->state_dir = keel_strdup(cfg->state_dir ? cfg->state_dir : "/var/lib/keel");
 	m->default_target = cfg->default_target ? keel_strdup(cfg->default_target) : NULL;
 	const char *cd = cfg->config_dir ? cfg->config_dir
 			 : cfg->unit_path && cfg->unit_path[0] ? cfg->unit_path[0] : KEEL_UNIT_PATH_ETC;
 	m->config_dir = keel_strdup(cd);
-	if (!m->runtime_dir || !m->config_dir || (cfg->default_target && !m->default_target)) {
+	if (!m->runtime_dir || !m->state_dir || !m->config_dir || (cfg->default_target && !m->default_target)) {
 		r = keel_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
@@ -1150,6 +1151,7 @@ void keel_mgr_free(struct keel_mgr *m)
 	keel_logsink_free(&m->sink);
 	keel_buf_free(&m->scratch);
 	keel_free(m->runtime_dir);
+	keel_free(m->state_dir);
 	keel_free(m->journal_dir);
 	keel_free(m->config_dir);
 	keel_free(m->default_target);

@@ -21,6 +21,7 @@ struct keel_mgr_config {
 	bool no_preset;                  /* search only unit_path */
 	const char *runtime_dir;         /* control and notify sockets, private /tmp dirs: /run/keel */
 	const char *journal_dir;         /* unit output: KEEL_JOURNAL_DEFAULT_DIR (/var/log/keel/journal) */
+	const char *state_dir;           /* Persistent= timer stamps (timers/stamp-NAME): /var/lib/keel */
 	const char *cgroup_root;         /* "keel.slice" */
 	const char *default_target;      /* NULL: default.target, else multi-user.target */
 	const char *config_dir;          /* where enable/mask write links: first of unit_path or

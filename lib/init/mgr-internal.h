@@ -173,6 +173,7 @@ struct control_server;
 struct keel_mgr {
 	struct keel_mgr_config cfg;
 	char *runtime_dir, *config_dir, *default_target;
+	char *state_dir;           /* timers/stamp-NAME.timer for Persistent= */
 	char *journal_dir;         /* the journal it opened (NULL when given another sink) */
 	struct keel_ev *ev;
 	struct keel_loader *loader;

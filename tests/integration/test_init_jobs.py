@@ -169,3 +169,57 @@ def test_isolate(init, tmp_path):
     assert k.state("d.service")[0] == "inactive"
     assert k.state("c.service") == ("active", "running")   # IgnoreOnIsolate=yes
     assert k.ctl("stop", "a.service", "c.service").returncode == 0
+
+
+def _timer_row(k, unit):
+    r = k.ctl("list-timers")
+    assert r.returncode == 0, r.stderr
+    for line in r.stdout.splitlines():
+        if f" {unit} " in line:
+            return line
+    raise AssertionError(r.stdout)
+
+
+def test_persistent_timer_catches_up_once(init, tmp_path):
+    k = init()
+    out = tmp_path / "runs"
+    k.unit("catch.service", f"[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo run >> {out}'\n")
+    # daily: the stamp says the last run was 3 days ago -> one run at once, not three
+    k.unit("catch.timer", "[Timer]\nOnCalendar=daily\nPersistent=true\nWakeSystem=true\n")
+    k.unit("recent.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n")
+    # yearly, last run an hour ago: nothing missed (unless New Year is within the hour)
+    k.unit("recent.timer", "[Timer]\nOnCalendar=yearly\nPersistent=true\n")
+    k.unit("fresh.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n")
+    k.unit("fresh.timer", "[Timer]\nOnCalendar=yearly\nPersistent=true\n")
+    k.unit("plain.service", "[Service]\nType=oneshot\nExecStart=/bin/true\n")
+    k.unit("plain.timer", "[Timer]\nOnCalendar=daily\n")
+    stamps = k.state_dir / "timers"
+    stamps.mkdir(parents=True)
+    now = time.time()
+    for name, age in (("catch.timer", 3 * 86400), ("recent.timer", 3600), ("plain.timer", 3 * 86400)):
+        p = stamps / f"stamp-{name}"
+        p.write_text("")
+        os.utime(p, (now - age, now - age))
+    k.start()
+    assert k.ctl("start", "catch.timer", "recent.timer", "fresh.timer", "plain.timer").returncode == 0
+    k.wait(lambda: out.exists() and out.read_text() == "run\n", what="the missed run")
+    k.wait_state("catch.timer", "active", "waiting")
+    assert "WakeSystem= is not supported by keel-init" in k.unit_log("catch.timer")
+    # the stamp now holds the run's time; LAST/PASSED show it
+    assert abs(os.stat(stamps / "stamp-catch.timer").st_mtime - time.time()) < 60
+    row = _timer_row(k, "catch.timer")
+    assert "n/a" not in row.split("catch.timer")[0].split("left", 1)[1], row
+    assert "s ago" in row or "ms ago" in row, row
+    time.sleep(0.5)
+    assert out.read_text() == "run\n"  # once
+    row = _timer_row(k, "recent.timer")
+    assert " ago" in row and ("1h ago" in row or "59min" in row), row  # LAST from the stamp
+    assert k.state("recent.service")[0] == "inactive" and k.prop("recent.service", "ExecMainPID") in ("", "0")
+    # no stamp yet: created at start, LAST n/a, nothing fired
+    assert (stamps / "stamp-fresh.timer").exists()
+    row = _timer_row(k, "fresh.timer")
+    assert row.split("left", 1)[1].split()[0] == "n/a", row
+    # Persistent=false: the stamp is not read
+    row = _timer_row(k, "plain.timer")
+    assert row.split("left", 1)[1].split()[0] == "n/a", row
+    assert k.prop("plain.service", "ExecMainPID") in ("", "0")
