@@ -1037,6 +1037,27 @@ int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct k
 		r = keel_err_errno(err, -errno, "creating %s", m->runtime_dir);
 		goto fail;
 	}
+	if (cfg->pid1) {
+		/* systemd's first boot: /etc/machine-id missing, empty or "uninitialized" when PID 1
+		 * starts (ConditionFirstBoot=, condition.c). */
+		char id[64] = "";
+		FILE *f = fopen("/etc/machine-id", "re");
+		if (f) {
+			if (!fgets(id, sizeof(id), f))
+				id[0] = '\0';
+			fclose(f);
+		}
+		id[strcspn(id, "\n")] = '\0';
+		char flag[4096];
+		snprintf(flag, sizeof(flag), "%s/first-boot", m->runtime_dir);
+		if (!id[0] || strcmp(id, "uninitialized") == 0) {
+			int fd = open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+			if (fd >= 0)
+				close(fd);
+		} else {
+			(void)unlink(flag);
+		}
+	}
 	/* The search path: --unit-path directories, then the preset's. */
 	{
 		static const char *const keel_dirs[] = {KEEL_UNIT_PATH_ETC, KEEL_UNIT_PATH_RUN, KEEL_UNIT_PATH_LIB, NULL};
