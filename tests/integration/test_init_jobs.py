@@ -223,3 +223,56 @@ def test_persistent_timer_catches_up_once(init, tmp_path):
     row = _timer_row(k, "plain.timer")
     assert row.split("left", 1)[1].split()[0] == "n/a", row
     assert k.prop("plain.service", "ExecMainPID") in ("", "0")
+
+
+def _detect_virt(*args):
+    import subprocess
+    r = subprocess.run(["systemd-detect-virt", *args], capture_output=True, text=True)
+    return r.stdout.strip() or "none"
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/systemd-detect-virt"), reason="systemd-detect-virt is the reference")
+def test_conditions_agree_with_the_machine(init, tmp_path):
+    k = init()
+    virt = _detect_virt()
+    container = _detect_virt("--container")
+    capbnd = 0
+    for line in open("/proc/self/status"):
+        if line.startswith("CapBnd:"):
+            capbnd = int(line.split()[1], 16)
+    have_sys_module = bool(capbnd & (1 << 16))
+    cmdline = open("/proc/cmdline").read().split()
+    first = cmdline[0].split("=")[0] if cmdline else "nothing-at-all"
+    ncpu = len(os.sched_getaffinity(0))
+    checks = {
+        # name: (condition lines, expected to run)
+        "virt-id": (f"ConditionVirtualization={virt}", virt != "none"),
+        "virt-yes": ("ConditionVirtualization=yes", virt != "none"),
+        "virt-container": ("ConditionVirtualization=container", container != "none"),
+        "virt-vm": ("ConditionVirtualization=vm", container == "none" and virt != "none"),
+        "virt-other": ("ConditionVirtualization=bochs", virt == "bochs"),
+        "cap-module": ("ConditionCapability=CAP_SYS_MODULE", have_sys_module),
+        "cap-bogus": ("ConditionCapability=CAP_BOGUS", False),
+        "cmdline": (f"ConditionKernelCommandLine={first}", True),
+        "cmdline-no": ("ConditionKernelCommandLine=keel.surely.not.there", False),
+        "cpus": (f"ConditionCPUs={ncpu}\nConditionCPUs=>={ncpu}\nConditionCPUs=!={ncpu + 1}", True),
+        "cpus-more": (f"ConditionCPUs={ncpu + 1}", False),
+        "memory": ("ConditionMemory=>=1M", True),
+        "memory-huge": ("ConditionMemory=1000T", False),
+        "security": ("ConditionSecurity=bogus", False),
+        "firstboot": ("ConditionFirstBoot=no", not os.path.exists("/run/systemd/first-boot")),
+        "needsupdate": (f"ConditionNeedsUpdate={tmp_path}/never-updated", True),
+        "cgroup": ("ConditionControlGroupController=bogus-controller", True),
+    }
+    for name, (cond, _) in checks.items():
+        k.unit(f"{name}.service", f"[Unit]\n{cond}\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")
+    k.start()
+    for name, (cond, expect) in checks.items():
+        r = k.ctl("start", f"{name}.service")
+        assert r.returncode == 0, (name, r.stderr)  # a failed condition is not a failed start
+        got = k.state(f"{name}.service")[0] == "active"
+        assert got == expect, (name, cond, k.unit_log(f"{name}.service"))
+        assert k.prop(f"{name}.service", "ConditionResult") == ("yes" if expect else "no"), name
+    log = k.unit_log("virt-other.service")
+    assert "ConditionVirtualization=bochs failed." in log, log
+    assert "Condition check resulted in virt-other.service being skipped." in log, log
