@@ -998,13 +998,13 @@ static bool prepare(void *data)
 				mu_free(mu);
 			}
 		}
-		if (!m->cg_check_needed && !more)
+		if (!m->cg_check_needed && !more && !(m->upkeep_needed && !m->shutting_down))
 			break;
 	}
 	/* The lines of this iteration reach readers (keelctl journal -f) before the loop sleeps. */
 	keel_logsink_flush(&m->sink);
 	/* A finished shutdown must not wait for the next event to be noticed. */
-	return more || m->cg_check_needed || keel_mgr_done(m);
+	return more || m->cg_check_needed || (m->upkeep_needed && !m->shutting_down) || keel_mgr_done(m);
 }
 
 int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct keel_logsink *sink,
