@@ -102,6 +102,9 @@ def test_job_timeout_cancels_the_job_not_the_unit(init, tmp_path):
     assert k.state("slow.service") == ("activating", "start")  # the unit did not change state
     log = k.unit_log("slow.service")
     assert "Job slow.service/start timed out." in log, log
+    assert k.prop("slow.service", "JobTimeoutUSec") == "1s"
+    assert k.prop("slow.service", "JobRunningTimeoutUSec") == "infinity"
+    assert k.prop("waiter.service", "JobTimeoutAction") == "none"
     assert "Timed out starting slow.service." in log, log
     assert k.state("dep.service")[0] == "inactive"
     r = k.ctl("start", "running.service")
@@ -136,6 +139,9 @@ def test_stop_when_unneeded_and_upholds(init, tmp_path):
     # Upholds=: kept comes back whenever it stops while keeper runs
     assert k.ctl("start", "keeper.service").returncode == 0
     k.wait_state("kept.service", "active", "running")
+    assert k.prop("keeper.service", "Upholds") == "kept.service"
+    assert k.prop("kept.service", "UpheldBy") == "keeper.service"
+    assert k.prop("helper.service", "StopWhenUnneeded") == "yes"
     pid = int(k.prop("kept.service", "MainPID"))
     os.kill(pid, 9)
     k.wait(lambda: k.state("kept.service")[0] == "active" and int(k.prop("kept.service", "MainPID")) not in (0, pid),
@@ -205,6 +211,7 @@ def test_persistent_timer_catches_up_once(init, tmp_path):
     k.wait(lambda: out.exists() and out.read_text() == "run\n", what="the missed run")
     k.wait_state("catch.timer", "active", "waiting")
     assert "WakeSystem= is not supported by keel-init" in k.unit_log("catch.timer")
+    assert k.prop("catch.timer", "Persistent") == "yes" and k.prop("catch.timer", "WakeSystem") == "yes"
     # the stamp now holds the run's time; LAST/PASSED show it
     assert abs(os.stat(stamps / "stamp-catch.timer").st_mtime - time.time()) < 60
     row = _timer_row(k, "catch.timer")
