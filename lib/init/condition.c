@@ -1,7 +1,7 @@
 /* Condition*= and Assert*= (systemd.unit(5) "Conditions and Asserts"): all non-trigger
  * conditions must hold and, when there are trigger ("|") conditions, at least one of them.
- * The machine facts come from condition_probe.c. ConditionFirmware=, ConditionCPUFeature=,
- * ConditionOSRelease= and the pressure conditions are not checked: they are logged and count as
+ * The machine facts come from condition_probe.c. ConditionFirmware=, ConditionCPUFeature= and
+ * the pressure conditions are not checked: they are logged and count as
  * passed (docs/init.md says why). */
 #include <errno.h>
 #include <fnmatch.h>
@@ -225,9 +225,42 @@ static bool credential_exists(const char *name)
 	return false;
 }
 
+/* Physical RAM, or less when the root of our cgroup namespace is limited (a container: "the
+ * amount of memory assigned to the container", systemd.unit(5)). */
 static uint64_t physical_memory(void)
 {
-	return (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	static const char *const files[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(files); i++) {
+		char b[64] = "";
+		FILE *f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		if (!fgets(b, sizeof(b), f))
+			b[0] = '\0';
+		fclose(f);
+		b[strcspn(b, "\n")] = '\0';
+		uint64_t lim;
+		if (keel_parse_u64(b, &lim) == 0 && lim < ram)
+			ram = lim;
+	}
+	return ram;
+}
+
+static int os_release(const char *param)
+{
+	static const char *const files[] = {"/etc/os-release", "/usr/lib/os-release"};
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(files); i++) {
+		FILE *f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		char text[16384];
+		size_t n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		return keel_cond_os_release(text, param);
+	}
+	return keel_cond_os_release("", param);
 }
 
 static unsigned cpus_in_affinity(void)
@@ -382,6 +415,8 @@ static bool check_one(struct mu *mu, const struct keel_condition *c)
 		return security_on(p);
 	case KEEL_COND_CREDENTIAL:
 		return credential_exists(p);
+	case KEEL_COND_OS_RELEASE:
+		return os_release(p) > 0;
 	default:
 		unit_log(mu, 7, "Condition%s= is not supported by keel-init, assuming it holds.",
 			 keel_condition_kind_to_string(c->kind));

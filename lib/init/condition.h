@@ -50,3 +50,8 @@ bool keel_cond_cg_controllers(const char *param, const char *available);
  * (< <= = == != >= >) then the operand; without one, >= for numbers (CPUs, Memory). 1 holds,
  * 0 not, -1 the operand does not parse. `size` parses the operand with K/M/G (base 1024). */
 int keel_cond_order_u64(const char *param, uint64_t actual, bool size);
+
+/* ConditionOSRelease=: space-separated KEY OP VALUE words against os-release(5) text, all must
+ * hold; = and != compare strings, < <= == <> >= > versions, $= and !$= globs; a missing key is
+ * "". 1 holds, 0 not, -1 a word without an operator. */
+int keel_cond_os_release(const char *text, const char *param);

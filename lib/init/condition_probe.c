@@ -1,6 +1,7 @@
 /* Machine facts for Condition*= (condition.h), following systemd 252's virt.c, condition.c,
  * proc-cmdline.c, cap-list.c and on_ac_power(). */
 #include <dirent.h>
+#include <fnmatch.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -392,15 +393,17 @@ bool keel_cond_cg_controllers(const char *param, const char *available)
 
 int keel_cond_order_u64(const char *param, uint64_t actual, bool size)
 {
-	static const char *const ops[] = {"<=", ">=", "==", "!=", "<", ">", "="};
+	/* index: 0 <=, 1 >=, 2 ==, 3 !=, 4 <, 5 >, 6 =, 7 <>; tried longest first */
+	static const char *const ops[] = {"<=", ">=", "==", "!=", "<", ">", "=", "<>"};
+	static const int order[] = {7, 0, 1, 2, 3, 4, 5, 6};
 	const char *p = param;
 	while (*p == ' ')
 		p++;
 	int op = 1; /* >= */
-	for (size_t i = 0; i < KEEL_ARRAY_SIZE(ops); i++) {
-		const char *rest = keel_startswith(p, ops[i]);
+	for (size_t k = 0; k < KEEL_ARRAY_SIZE(order); k++) {
+		const char *rest = keel_startswith(p, ops[order[k]]);
 		if (rest) {
-			op = (int)i;
+			op = order[k];
 			p = rest;
 			break;
 		}
@@ -413,9 +416,99 @@ int keel_cond_order_u64(const char *param, uint64_t actual, bool size)
 	switch (op) {
 	case 0: return actual <= want;
 	case 1: return actual >= want;
-	case 3: return actual != want;
+	case 3: case 7: return actual != want;
 	case 4: return actual < want;
 	case 5: return actual > want;
 	default: return actual == want;
+	}
+}
+
+/* ---- os-release ---- */
+
+/* The value of key in os-release text (quotes and backslashes removed); "" when absent. */
+static void os_release_get(const char *text, const char *key, char *out, size_t size)
+{
+	size_t kl = strlen(key);
+	out[0] = '\0';
+	for (const char *l = text; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		while (*l == ' ' || *l == '\t')
+			l++;
+		if (strncmp(l, key, kl) != 0 || l[kl] != '=')
+			continue;
+		const char *v = l + kl + 1;
+		size_t k = 0;
+		char quote = 0;
+		for (; *v && *v != '\n'; v++) {
+			if (quote && *v == quote) {
+				quote = 0;
+			} else if (!quote && (*v == '"' || *v == '\'')) {
+				quote = *v;
+			} else {
+				if (*v == '\\' && quote != '\'' && v[1] && v[1] != '\n')
+					v++;
+				if (k + 1 < size)
+					out[k++] = *v;
+			}
+		}
+		out[k] = '\0';
+	}
+}
+
+int keel_cond_os_release(const char *text, const char *param)
+{
+	/* each word: KEY OP VALUE; all must hold (systemd 252's condition_test_osrelease) */
+	static const struct { const char *op; int kind; } ops[] = {
+		{"!$=", 1}, {"$=", 0}, {"<>", 3}, {"<=", 4}, {">=", 5}, {"==", 2}, {"!=", 7}, {"<", 8},
+		{">", 9}, {"=", 6},
+	};
+	const char *p = param;
+	bool any = false;
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (!*p)
+			return any ? 1 : -1;
+		char word[1024];
+		size_t k = 0;
+		char quote = 0;
+		for (; *p && (quote || (*p != ' ' && *p != '\t')); p++) {
+			if (quote && *p == quote)
+				quote = 0;
+			else if (!quote && (*p == '"' || *p == '\''))
+				quote = *p;
+			else if (k + 1 < sizeof(word))
+				word[k++] = *p;
+		}
+		word[k] = '\0';
+		size_t klen = strcspn(word, "!<=>$");
+		if (!klen || !word[klen])
+			return -1; /* "key/value format expected" */
+		int kind = -1;
+		const char *value = NULL;
+		for (size_t i = 0; i < KEEL_ARRAY_SIZE(ops) && kind < 0; i++)
+			if ((value = keel_startswith(word + klen, ops[i].op)))
+				kind = ops[i].kind;
+		if (kind < 0)
+			return -1;
+		word[klen] = '\0';
+		char actual[512];
+		os_release_get(text, word, actual, sizeof(actual));
+		int c = strverscmp(actual, value);
+		bool ok;
+		switch (kind) {
+		case 0: ok = fnmatch(value, actual, 0) == 0; break;
+		case 1: ok = fnmatch(value, actual, 0) != 0; break;
+		case 6: ok = strcmp(actual, value) == 0; break;
+		case 7: ok = strcmp(actual, value) != 0; break;
+		case 2: ok = c == 0; break;
+		case 3: ok = c != 0; break;
+		case 4: ok = c <= 0; break;
+		case 5: ok = c >= 0; break;
+		case 8: ok = c < 0; break;
+		default: ok = c > 0; break;
+		}
+		if (!ok)
+			return 0;
+		any = true;
 	}
 }

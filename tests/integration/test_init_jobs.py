@@ -232,6 +232,14 @@ def test_persistent_timer_catches_up_once(init, tmp_path):
     assert k.prop("plain.service", "ExecMainPID") in ("", "0")
 
 
+def _os_release(key):
+    for line in open("/etc/os-release"):
+        k, _, v = line.strip().partition("=")
+        if k == key:
+            return v.strip('"')
+    return ""
+
+
 def _detect_virt(*args):
     import subprocess
     r = subprocess.run(["systemd-detect-virt", *args], capture_output=True, text=True)
@@ -270,6 +278,8 @@ def test_conditions_agree_with_the_machine(init, tmp_path):
         "firstboot": ("ConditionFirstBoot=no", not os.path.exists("/run/systemd/first-boot")),
         "needsupdate": (f"ConditionNeedsUpdate={tmp_path}/never-updated", True),
         "cgroup": ("ConditionControlGroupController=bogus-controller", True),
+        "osrelease": (f"ConditionOSRelease=ID={_os_release('ID')}", True),
+        "osrelease-no": ("ConditionOSRelease=ID=keel-surely-not", False),
     }
     for name, (cond, _) in checks.items():
         k.unit(f"{name}.service", f"[Unit]\n{cond}\n[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n")

@@ -228,6 +228,31 @@ static void ordered_comparisons(void **state)
 	assert_int_equal(keel_cond_order_u64("<1G", 2ULL << 30, true), 0);
 	assert_int_equal(keel_cond_order_u64(">= 512M", 1ULL << 30, true), 1);
 	assert_int_equal(keel_cond_order_u64("lots", 1, false), -1);
+	assert_int_equal(keel_cond_order_u64("<>4", 4, false), 0); /* "<>" is "!=" */
+	assert_int_equal(keel_cond_order_u64("<>5", 4, false), 1);
+}
+
+static void os_release(void **state)
+{
+	(void)state;
+	const char *t = "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\n"
+			"VERSION_ID=\"12\"\nVERSION_CODENAME=bookworm\nID=debian\nHOME_URL='https://x/'\n";
+	assert_int_equal(keel_cond_os_release(t, "ID=debian"), 1);
+	assert_int_equal(keel_cond_os_release(t, "ID!=debian"), 0);
+	assert_int_equal(keel_cond_os_release(t, "ID=fedora"), 0);
+	assert_int_equal(keel_cond_os_release(t, "VERSION_ID>=11"), 1);
+	assert_int_equal(keel_cond_os_release(t, "VERSION_ID<12"), 0);
+	assert_int_equal(keel_cond_os_release(t, "VERSION_ID>9"), 1); /* versions, not strings */
+	assert_int_equal(keel_cond_os_release(t, "VERSION_ID==12"), 1);
+	assert_int_equal(keel_cond_os_release(t, "VERSION_ID<>12"), 0);
+	assert_int_equal(keel_cond_os_release(t, "NAME$=Debian*"), 1);
+	assert_int_equal(keel_cond_os_release(t, "NAME!$=Debian*"), 0);
+	assert_int_equal(keel_cond_os_release(t, "\"PRETTY_NAME=Debian GNU/Linux 12 (bookworm)\""), 1);
+	assert_int_equal(keel_cond_os_release(t, "ID=debian VERSION_CODENAME=bookworm"), 1); /* all */
+	assert_int_equal(keel_cond_os_release(t, "ID=debian VERSION_CODENAME=trixie"), 0);
+	assert_int_equal(keel_cond_os_release(t, "HOME_URL=https://x/"), 1);
+	assert_int_equal(keel_cond_os_release(t, "VARIANT_ID="), 1); /* missing: "" */
+	assert_int_equal(keel_cond_os_release(t, "debian"), -1);
 }
 
 int main(void)
@@ -241,6 +266,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(needs_update, setup, teardown),
 		cmocka_unit_test(cgroup_controllers),
 		cmocka_unit_test(ordered_comparisons),
+		cmocka_unit_test(os_release),
 	};
 	return cmocka_run_group_tests_name("init/condition", tests, NULL, NULL);
 }
