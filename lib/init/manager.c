@@ -378,6 +378,15 @@ void mgr_rebuild_edges(struct keel_mgr *m)
 			}
 		}
 	}
+	/* Only then do state changes need the StopWhenUnneeded=/Upholds= scan (upkeep.c). */
+	m->any_upkeep = false;
+	it = 0;
+	while (!m->any_upkeep && keel_hmap_next(&m->units, &it, &k, NULL, &v)) {
+		struct mu *mu = v;
+		m->any_upkeep = mu->u->stop_when_unneeded;
+		for (uint32_t i = 0; i < mu->n_edges && !m->any_upkeep; i++)
+			m->any_upkeep = mu->edges[i].kind == E_UPHOLDS;
+	}
 	/* Targets are ordered after what they pull in (systemd's default target dependency). */
 	it = 0;
 	while (keel_hmap_next(&m->units, &it, &k, NULL, &v)) {

@@ -197,6 +197,7 @@ struct keel_mgr {
 	bool shutting_down;
 	bool cg_check_needed;
 	bool upkeep_needed;        /* a state changed: check StopWhenUnneeded= and Upholds= */
+	bool any_upkeep;           /* some unit has StopWhenUnneeded= or Upholds= (else no scan) */
 	struct keel_buf scratch;
 	struct keel_buf *diag_capture; /* loader messages also go here (control API "load") */
 };

@@ -55,6 +55,8 @@ static struct mu *upheld_by(const struct mu *mu)
 
 void mgr_upkeep(struct keel_mgr *m)
 {
+	if (!m->any_upkeep)
+		return;
 	size_t it = 0;
 	const char *k;
 	void *v;
