@@ -39,6 +39,7 @@ static void usage(FILE *f)
 		   "                         10%% of its file system, within 16M..1G); oldest files go first\n"
 		   "  --journal-max-file-size SIZE  Start a new file past SIZE (default max-use/8, 1M..128M)\n"
 		   "  --journal-max-files N  Keep at most N files (default 100)\n"
+		   "  --state-dir DIR        Persistent state: timer stamps (default /var/lib/keel)\n"
 		   "  --cgroup-root NAME     Units' cgroups go under NAME (default keel.slice)\n"
 		   "  --config-dir DIR       Where enable/disable/mask write links\n"
 		   "  --cgroup-v1            Ignore cgroup2 (run a hybrid host as cgroup v1)\n"
@@ -121,7 +122,7 @@ int main(int argc, char **argv)
 	bool boot = true;
 	enum keel_log_level level = KEEL_LOG_INFO;
 	enum { O_UNIT_PATH = 256, O_NO_DEFAULT, O_SYSTEMD, O_TARGET, O_NO_BOOT, O_RUNTIME, O_JOURNAL, O_CGROOT,
-	       O_CONFIG, O_LEVEL, O_CGV1, O_JMAXUSE, O_JMAXFILE, O_JMAXFILES };
+	       O_CONFIG, O_LEVEL, O_CGV1, O_JMAXUSE, O_JMAXFILE, O_JMAXFILES, O_STATE };
 	static const struct option opts[] = {
 		{"unit-path", required_argument, NULL, O_UNIT_PATH},
 		{"no-default-paths", no_argument, NULL, O_NO_DEFAULT},
@@ -133,6 +134,7 @@ int main(int argc, char **argv)
 		{"journal-max-use", required_argument, NULL, O_JMAXUSE},
 		{"journal-max-file-size", required_argument, NULL, O_JMAXFILE},
 		{"journal-max-files", required_argument, NULL, O_JMAXFILES},
+		{"state-dir", required_argument, NULL, O_STATE},
 		{"cgroup-root", required_argument, NULL, O_CGROOT},
 		{"config-dir", required_argument, NULL, O_CONFIG},
 		{"cgroup-v1", no_argument, NULL, O_CGV1},
@@ -172,6 +174,7 @@ int main(int argc, char **argv)
 				cfg.journal_max_files = (unsigned)v;
 			break;
 		}
+		case O_STATE: cfg.state_dir = optarg; break;
 		case O_CGROOT: cfg.cgroup_root = optarg; break;
 		case O_CONFIG: cfg.config_dir = optarg; break;
 		case O_CGV1: cfg.cgroup_v1_only = true; break;

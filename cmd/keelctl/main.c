@@ -27,6 +27,7 @@ static const struct keelctl_verb verbs[] = {
 	{"try-restart", 1, -1, keelctl_unit_verb, "UNIT...", "Restart units that run"},
 	{"reload", 1, -1, keelctl_unit_verb, "UNIT...", "Reload units (ExecReload=)"},
 	{"reload-or-restart", 1, -1, keelctl_unit_verb, "UNIT...", "Reload units if they can, else restart"},
+	{"isolate", 1, 1, keelctl_unit_verb, "TARGET", "Start a unit (AllowIsolate=) and stop all others"},
 	{"status", 1, -1, keelctl_unit_verb, "UNIT...", "State, main PID, processes, last log lines"},
 	{"show", 1, -1, keelctl_unit_verb, "UNIT...", "Properties (-p NAME,... --value)"},
 	{"cat", 1, -1, keelctl_unit_verb, "UNIT...", "Print unit files and drop-ins"},

@@ -21,10 +21,12 @@ static const char *jstr(json_t *o, const char *k)
 }
 
 /* "foo" -> "foo.service", as systemctl does. */
+static const char *arg_suffix = "service"; /* "target" for isolate, as systemctl */
+
 static void unit_arg(const char *in, char *out, size_t size)
 {
 	if (keel_unit_name_type(in) == KEEL_UNIT_TYPE_INVALID && !strchr(in, '.'))
-		snprintf(out, size, "%s.service", in);
+		snprintf(out, size, "%s.%s", in, arg_suffix);
 	else
 		snprintf(out, size, "%s", in);
 }
@@ -46,6 +48,8 @@ static const char *verb_gerund(const char *verb)
 		return "stop";
 	if (!strcmp(verb, "reload"))
 		return "reload";
+	if (!strcmp(verb, "isolate"))
+		return "start"; /* systemctl isolate is StartUnit in mode isolate */
 	return "restart";
 }
 
@@ -127,6 +131,10 @@ static int do_jobs(struct keelctl *ctl, struct keelctl_conn *c, int argc, char *
 					fprintf(stderr, "A dependency job for %s failed. See 'keelctl journal -u %s' for details.\n", u, u);
 				else if (!strcmp(result, "canceled"))
 					fprintf(stderr, "Job for %s canceled.\n", u);
+				else if (!strcmp(result, "timeout")) /* JobTimeoutSec= */
+					fprintf(stderr, "Job for %s timed out.\n", u);
+				else if (!strcmp(result, "assert"))
+					fprintf(stderr, "Assertion failed on job for %s.\n", u);
 				else
 					fprintf(stderr, "Job for %s failed%s%s.\nSee \"keelctl status %s\" and \"keelctl journal -u %s\" for details.\n",
 						u, *reason_text(jstr(v, "reason")) ? " " : "", reason_text(jstr(v, "reason")), u, u);
@@ -594,8 +602,10 @@ int keelctl_unit_verb(struct keelctl *ctl, int argc, char **argv)
 		return KEELCTL_FAILED;
 	const char *verb = ctl->verb;
 	int rc;
+	if (!strcmp(verb, "isolate"))
+		arg_suffix = "target";
 	if (!strcmp(verb, "start") || !strcmp(verb, "stop") || !strcmp(verb, "restart") || !strcmp(verb, "reload") ||
-	    !strcmp(verb, "try-restart") || !strcmp(verb, "reload-or-restart")) {
+	    !strcmp(verb, "try-restart") || !strcmp(verb, "reload-or-restart") || !strcmp(verb, "isolate")) {
 		rc = do_jobs(ctl, &c, argc, argv);
 	} else if (!strcmp(verb, "status")) {
 		rc = do_status(ctl, &c, argc, argv);

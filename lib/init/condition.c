@@ -1,7 +1,8 @@
 /* Condition*= and Assert*= (systemd.unit(5) "Conditions and Asserts"): all non-trigger
  * conditions must hold and, when there are trigger ("|") conditions, at least one of them.
- * Checks that need machinery keel-init does not have (firmware, credentials, security modules,
- * CPU features, pressure) are reported once and count as passed. */
+ * The machine facts come from condition_probe.c. ConditionFirmware=, ConditionCPUFeature= and
+ * the pressure conditions are not checked: they are logged and count as
+ * passed (docs/init.md says why). */
 #include <errno.h>
 #include <fnmatch.h>
 #include <glob.h>
@@ -13,10 +14,14 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sched.h>
+#include <sys/socket.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+#include <linux/netlink.h>
 
 #include "base/str.h"
+#include "init/condition.h"
 #include "init/mgr-internal.h"
 
 extern char **environ;
@@ -74,12 +79,6 @@ static bool compare_op(const char *param, int (*cmp)(const char *a, const char *
 	return fnmatch(p, actual, 0) == 0;
 }
 
-static int num_cmp(const char *a, const char *b)
-{
-	double x = strtod(a, NULL), y = strtod(b, NULL);
-	return x < y ? -1 : x > y ? 1 : 0;
-}
-
 static int ver_cmp(const char *a, const char *b) { return strverscmp(a, b); }
 
 static const char *arch_name(void)
@@ -95,9 +94,209 @@ static const char *arch_name(void)
 	return u.machine;
 }
 
-static bool in_container(void)
+static void read_cmdline(char *line, size_t size)
 {
-	return access("/run/.containerenv", F_OK) == 0 || access("/.dockerenv", F_OK) == 0 || getenv("container");
+	line[0] = '\0';
+	FILE *f = fopen("/proc/cmdline", "re");
+	if (f) {
+		if (!fgets(line, (int)size, f))
+			line[0] = '\0';
+		fclose(f);
+	}
+}
+
+/* systemd's running_in_userns(). */
+static bool in_user_ns(void)
+{
+	static const char *const maps[] = {"/proc/self/uid_map", "/proc/self/gid_map"};
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(maps); i++) {
+		FILE *f = fopen(maps[i], "re");
+		unsigned a, b, c;
+		if (!f)
+			continue;
+		int n = fscanf(f, "%u %u %u", &a, &b, &c);
+		fclose(f);
+		if (n == 3 && !(a == 0 && b == 0 && c == 4294967295u))
+			return true;
+	}
+	char line[32] = "";
+	FILE *f = fopen("/proc/self/setgroups", "re");
+	if (!f)
+		return false;
+	if (!fgets(line, sizeof(line), f))
+		line[0] = '\0';
+	fclose(f);
+	return strncmp(line, "deny", 4) == 0;
+}
+
+static bool dir_has_entries(const char *p)
+{
+	return dir_not_empty(p);
+}
+
+/* ConditionSecurity= as systemd 252 probes each. */
+static bool security_on(const char *p)
+{
+	if (strcmp(p, "selinux") == 0)
+		return access("/sys/fs/selinux/enforce", F_OK) == 0;
+	if (strcmp(p, "apparmor") == 0) {
+		char b[8] = "";
+		FILE *f = fopen("/sys/module/apparmor/parameters/enabled", "re");
+		if (!f)
+			return false;
+		if (!fgets(b, sizeof(b), f))
+			b[0] = '\0';
+		fclose(f);
+		return b[0] == 'Y';
+	}
+	if (strcmp(p, "tomoyo") == 0)
+		return access("/sys/kernel/security/tomoyo/version", F_OK) == 0;
+	if (strcmp(p, "ima") == 0)
+		return access("/sys/kernel/security/ima/", F_OK) == 0;
+	if (strcmp(p, "smack") == 0)
+		return access("/sys/fs/smackfs/", F_OK) == 0;
+	if (strcmp(p, "audit") == 0) {
+		int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_AUDIT);
+		if (fd < 0)
+			return !(errno == EAFNOSUPPORT || errno == EPROTONOSUPPORT);
+		close(fd);
+		return true;
+	}
+	if (strcmp(p, "uefi-secureboot") == 0) {
+		FILE *f = fopen("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c", "re");
+		unsigned char b[5];
+		if (!f)
+			return false;
+		size_t n = fread(b, 1, sizeof(b), f);
+		fclose(f);
+		return n == 5 && b[4] == 1; /* 4 bytes of attributes, then the value */
+	}
+	if (strcmp(p, "tpm2") == 0)
+		return dir_has_entries("/sys/class/tpmrm") || access("/sys/firmware/acpi/tables/TPM2", F_OK) == 0;
+	return false;
+}
+
+static uint64_t cap_bounding_set(void)
+{
+	FILE *f = fopen("/proc/self/status", "re");
+	char line[256];
+	uint64_t v = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (keel_startswith(line, "CapBnd:"))
+			v = strtoull(line + 7, NULL, 16);
+	fclose(f);
+	return v;
+}
+
+/* First boot: keel-init as PID 1 decides it at start (manager.c: <runtime_dir>/first-boot when
+ * /etc/machine-id was missing or empty); under another init, that init's answer. The kernel
+ * command line's systemd.condition-first-boot= overrides both, as in systemd. */
+static bool first_boot(struct mu *mu)
+{
+	char line[8192], flag[4096];
+	read_cmdline(line, sizeof(line));
+	for (char *save = NULL, *w = strtok_r(line, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
+		const char *v = keel_startswith(w, "systemd.condition-first-boot");
+		if (v && (*v == '\0' || *v == '='))
+			return *v == '\0' || keel_parse_boolean(v + 1) > 0;
+	}
+	snprintf(flag, sizeof(flag), "%s/first-boot", mu->m->runtime_dir);
+	if (access(flag, F_OK) == 0)
+		return true;
+	return !mu->m->cfg.pid1 && access("/run/systemd/first-boot", F_OK) == 0;
+}
+
+static bool credential_exists(const char *name)
+{
+	static const char *const envs[] = {"CREDENTIALS_DIRECTORY", "ENCRYPTED_CREDENTIALS_DIRECTORY"};
+	if (!*name || strchr(name, '/') || !strcmp(name, ".") || !strcmp(name, ".."))
+		return false;
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(envs); i++) {
+		const char *d = getenv(envs[i]);
+		char p[4096];
+		if (!d)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", d, name);
+		if (access(p, F_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Physical RAM, or less when the root of our cgroup namespace is limited (a container: "the
+ * amount of memory assigned to the container", systemd.unit(5)). */
+static uint64_t physical_memory(void)
+{
+	uint64_t ram = (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+	static const char *const files[] = {"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"};
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(files); i++) {
+		char b[64] = "";
+		FILE *f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		if (!fgets(b, sizeof(b), f))
+			b[0] = '\0';
+		fclose(f);
+		b[strcspn(b, "\n")] = '\0';
+		uint64_t lim;
+		if (keel_parse_u64(b, &lim) == 0 && lim < ram)
+			ram = lim;
+	}
+	return ram;
+}
+
+static int os_release(const char *param)
+{
+	static const char *const files[] = {"/etc/os-release", "/usr/lib/os-release"};
+	for (size_t i = 0; i < KEEL_ARRAY_SIZE(files); i++) {
+		FILE *f = fopen(files[i], "re");
+		if (!f)
+			continue;
+		char text[16384];
+		size_t n = fread(text, 1, sizeof(text) - 1, f);
+		fclose(f);
+		text[n] = '\0';
+		return keel_cond_os_release(text, param);
+	}
+	return keel_cond_os_release("", param);
+}
+
+static unsigned cpus_in_affinity(void)
+{
+	cpu_set_t set;
+	if (sched_getaffinity(0, sizeof(set), &set) < 0)
+		return (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+	return (unsigned)CPU_COUNT(&set);
+}
+
+/* The controllers keel-init's cgroups can use: cgroup2's root cgroup.controllers, or the
+ * enabled v1 hierarchies of /proc/cgroups. */
+static void available_controllers(struct mu *mu, char *out, size_t size)
+{
+	out[0] = '\0';
+	if (mu->m->cg->mode == KEEL_CG_V2) {
+		FILE *f = fopen("/sys/fs/cgroup/cgroup.controllers", "re");
+		if (f) {
+			if (!fgets(out, (int)size, f))
+				out[0] = '\0';
+			fclose(f);
+		}
+		return;
+	}
+	FILE *f = fopen("/proc/cgroups", "re");
+	if (!f)
+		return;
+	char line[256];
+	size_t used = 0;
+	while (fgets(line, sizeof(line), f)) {
+		char name[64];
+		int h, n, en;
+		if (sscanf(line, "%63s %d %d %d", name, &h, &n, &en) == 4 && en && used + strlen(name) + 2 < size)
+			used += (size_t)snprintf(out + used, size - used, "%s ", name);
+	}
+	fclose(f);
 }
 
 static bool check_one(struct mu *mu, const struct keel_condition *c)
@@ -146,21 +345,9 @@ static bool check_one(struct mu *mu, const struct keel_condition *c)
 		return id[0] && strcasecmp(id, p) == 0;
 	}
 	case KEEL_COND_KERNEL_COMMAND_LINE: {
-		char line[8192] = "";
-		FILE *f = fopen("/proc/cmdline", "re");
-		if (f) {
-			if (!fgets(line, sizeof(line), f))
-				line[0] = '\0';
-			fclose(f);
-		}
-		bool has_eq = strchr(p, '=') != NULL;
-		for (char *save = NULL, *w = strtok_r(line, " \n", &save); w; w = strtok_r(NULL, " \n", &save)) {
-			if (strcmp(w, p) == 0)
-				return true;
-			if (!has_eq && keel_startswith(w, p) && w[strlen(p)] == '=')
-				return true;
-		}
-		return false;
+		char line[8192];
+		read_cmdline(line, sizeof(line));
+		return keel_cond_kernel_cmdline(line, p);
 	}
 	case KEEL_COND_KERNEL_VERSION: {
 		struct utsname u;
@@ -170,11 +357,11 @@ static bool check_one(struct mu *mu, const struct keel_condition *c)
 	case KEEL_COND_ARCHITECTURE:
 		return strcmp(p, arch_name()) == 0 || strcmp(p, "native") == 0;
 	case KEEL_COND_VIRTUALIZATION: {
-		int b = keel_parse_boolean(p);
-		bool ct = in_container();
-		if (b >= 0)
-			return (bool)b == ct;
-		return strcmp(p, "container") == 0 ? ct : false;
+		if (strcmp(p, "private-users") == 0)
+			return in_user_ns();
+		struct keel_virt v;
+		keel_virt_detect("", mu->m->cfg.pid1, &v);
+		return keel_cond_virtualization(p, &v);
 	}
 	case KEEL_COND_USER: {
 		if (strcmp(p, "@system") == 0)
@@ -199,57 +386,37 @@ static bool check_one(struct mu *mu, const struct keel_condition *c)
 		}
 		return false;
 	}
-	case KEEL_COND_CPUS: {
-		char n[32];
-		snprintf(n, sizeof(n), "%ld", sysconf(_SC_NPROCESSORS_ONLN));
-		return compare_op(p, num_cmp, n);
-	}
-	case KEEL_COND_MEMORY: {
-		char n[32];
-		snprintf(n, sizeof(n), "%llu", (unsigned long long)sysconf(_SC_PHYS_PAGES) * (unsigned long long)sysconf(_SC_PAGESIZE));
-		/* sizes with suffixes: parse the operand as a size */
-		const char *q = p;
-		char op[3] = "";
-		size_t k = 0;
-		while (*q && strchr("<>=!", *q) && k < 2)
-			op[k++] = *q++;
-		while (*q == ' ')
-			q++;
-		uint64_t want;
-		if (keel_parse_size(q, 1024, &want) < 0)
-			return false;
-		char expr[64];
-		snprintf(expr, sizeof(expr), "%s%llu", op[0] ? op : ">=", (unsigned long long)want);
-		return compare_op(expr, num_cmp, n);
-	}
+	case KEEL_COND_CPUS:
+		return keel_cond_order_u64(p, cpus_in_affinity(), false) > 0;
+	case KEEL_COND_MEMORY:
+		return keel_cond_order_u64(p, physical_memory(), true) > 0;
 	case KEEL_COND_CONTROL_GROUP_CONTROLLER: {
 		if (strcmp(p, "v1") == 0)
 			return mu->m->cg->mode == KEEL_CG_V1 || mu->m->cg->mode == KEEL_CG_HYBRID;
 		if (strcmp(p, "v2") == 0)
 			return mu->m->cg->mode == KEEL_CG_V2;
-		FILE *f = fopen("/proc/cgroups", "re");
-		bool found = false;
-		if (f) {
-			char line[256];
-			while (!found && fgets(line, sizeof(line), f)) {
-				char name[64];
-				int h, n, en;
-				if (sscanf(line, "%63s %d %d %d", name, &h, &n, &en) == 4 && strcmp(name, p) == 0 && en)
-					found = true;
-			}
-			fclose(f);
-		}
-		return found;
+		char avail[1024];
+		available_controllers(mu, avail, sizeof(avail));
+		return keel_cond_cg_controllers(p, avail);
 	}
-	case KEEL_COND_FIRST_BOOT:
+	case KEEL_COND_FIRST_BOOT: {
+		int b = keel_parse_boolean(p);
+		return b >= 0 && (bool)b == first_boot(mu);
+	}
 	case KEEL_COND_NEEDS_UPDATE:
-		return keel_parse_boolean(p) == 0; /* never a first boot, nothing to update */
-	case KEEL_COND_AC_POWER:
-		return keel_parse_boolean(p) != 0;
-	case KEEL_COND_CAPABILITY: {
-		/* CapBnd of keel-init; the name is matched loosely: root here holds most. */
-		return true;
+		return keel_cond_needs_update("/usr/", p);
+	case KEEL_COND_AC_POWER: {
+		int b = keel_parse_boolean(p);
+		return b >= 0 && (bool)b == keel_on_ac_power("/sys/class/power_supply");
 	}
+	case KEEL_COND_CAPABILITY:
+		return keel_cond_capability(cap_bounding_set(), p);
+	case KEEL_COND_SECURITY:
+		return security_on(p);
+	case KEEL_COND_CREDENTIAL:
+		return credential_exists(p);
+	case KEEL_COND_OS_RELEASE:
+		return os_release(p) > 0;
 	default:
 		unit_log(mu, 7, "Condition%s= is not supported by keel-init, assuming it holds.",
 			 keel_condition_kind_to_string(c->kind));

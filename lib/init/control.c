@@ -293,11 +293,18 @@ static void write_unit_props(struct keel_jw *w, struct keel_mgr *m, struct mu *m
 		{"RequisiteOf", E_REQUISITE_OF}, {"WantedBy", E_WANTED_BY}, {"BoundBy", E_BOUND_BY},
 		{"ConsistsOf", E_CONSISTS_OF}, {"ConflictedBy", E_CONFLICTED_BY}, {"Before", E_BEFORE},
 		{"After", E_AFTER}, {"OnFailure", E_ON_FAILURE}, {"Triggers", E_TRIGGERS}, {"TriggeredBy", E_TRIGGERED_BY},
+		{"Upholds", E_UPHOLDS}, {"UpheldBy", E_UPHELD_BY},
 	};
 	for (size_t i = 0; i < KEEL_ARRAY_SIZE(deps); i++)
 		prop_edges(w, mu, deps[i].name, deps[i].kind);
 	prop(w, "RefuseManualStart", u->refuse_manual_start ? "yes" : "no");
 	prop(w, "RefuseManualStop", u->refuse_manual_stop ? "yes" : "no");
+	prop(w, "StopWhenUnneeded", u->stop_when_unneeded ? "yes" : "no");
+	prop(w, "AllowIsolate", u->allow_isolate ? "yes" : "no");
+	prop(w, "IgnoreOnIsolate", u->ignore_on_isolate ? "yes" : "no");
+	prop_span(w, "JobTimeoutUSec", u->job_timeout_usec);
+	prop_span(w, "JobRunningTimeoutUSec", u->job_running_timeout_usec);
+	prop(w, "JobTimeoutAction", keel_emergency_action_to_string(u->job_timeout_action));
 	prop_span(w, "StartLimitIntervalUSec", u->start_limit_interval_usec);
 	prop_u(w, "StartLimitBurst", u->start_limit_burst);
 	if (mu->cgroup_made) {
@@ -380,6 +387,8 @@ static void write_unit_props(struct keel_jw *w, struct keel_mgr *m, struct mu *m
 		prop(w, "Result", keel_svc_result_to_string(r->result));
 		prop_span(w, "AccuracyUSec", t->accuracy_usec);
 		prop_span(w, "RandomizedDelayUSec", t->randomized_delay_usec);
+		prop(w, "Persistent", t->persistent ? "yes" : "no");
+		prop(w, "WakeSystem", t->wake_system ? "yes" : "no");
 	}
 	keel_jw_obj_end(w);
 	write_processes(w, mu);
@@ -565,7 +574,8 @@ static void do_job(struct client *c, json_int_t id, json_t *req, const char *met
 	if (!mu)
 		return;
 	int type;
-	if (strcmp(method, "start") == 0)
+	bool isolate = strcmp(method, "isolate") == 0;
+	if (strcmp(method, "start") == 0 || isolate)
 		type = JOB_START;
 	else if (strcmp(method, "stop") == 0)
 		type = JOB_STOP;
@@ -587,7 +597,7 @@ static void do_job(struct client *c, json_int_t id, json_t *req, const char *met
 	bool replace = !mode || strcmp(mode, "fail") != 0;
 	struct job *j;
 	struct keel_err e;
-	int r = job_enqueue(c->m, mu, type, replace, true, &j, &e);
+	int r = isolate ? job_enqueue_isolate(c->m, mu, true, &j, &e) : job_enqueue(c->m, mu, type, replace, true, &j, &e);
 	if (r < 0) {
 		reply_err(c, id, r == -ENOENT ? "not-found" : r == -ESHUTDOWN && mu->u->load_state == KEEL_LOAD_MASKED ? "masked" : "refused",
 			  keel_err_msg(&e));
@@ -789,7 +799,8 @@ static void handle(struct client *c, json_t *req)
 			keel_jw_kstr(&w, "journal_dir", m->journal_dir);
 		end_send(c, &w, &b);
 	} else if (!strcmp(method, "start") || !strcmp(method, "stop") || !strcmp(method, "restart") ||
-		   !strcmp(method, "try-restart") || !strcmp(method, "reload") || !strcmp(method, "reload-or-restart")) {
+		   !strcmp(method, "try-restart") || !strcmp(method, "reload") || !strcmp(method, "reload-or-restart") ||
+		   !strcmp(method, "isolate")) {
 		do_job(c, id, req, method);
 	} else if (strcmp(method, "load") == 0) {
 		const char *name = json_string_value(json_object_get(req, "unit"));

@@ -291,6 +291,53 @@ static void drop_redundant(struct tr *tr)
 	}
 }
 
+/* JobTimeoutSec=/JobRunningTimeoutSec= elapsed: the job is cancelled with result "timeout"; the
+ * unit itself keeps its state (systemd.unit(5)). Then JobTimeoutAction=. */
+static void on_job_timer(struct keel_ev_timer *t)
+{
+	struct job *j = t->data;
+	struct mu *mu = j->unit;
+	struct keel_mgr *m = mu->m;
+	int action = mu->u->job_timeout_action;
+	unit_log(mu, 4, "Job %s/%s timed out.", mu->id, keel_job_type_to_string(j->type));
+	job_finish(j, JR_TIMEOUT);
+	switch (action) {
+	case KEEL_ACTION_NONE:
+		break;
+	case KEEL_ACTION_EXIT:
+	case KEEL_ACTION_EXIT_FORCE:
+		/* The manager exits: for keel-init as a supervisor, its ordered shutdown. */
+		unit_log(mu, 5, "Job timed out, exiting keel-init (JobTimeoutAction=%s).",
+			 keel_emergency_action_to_string(action));
+		keel_mgr_shutdown(m);
+		break;
+	default:
+		/* reboot/poweroff/halt/kexec act on the machine, which a supervisor does not own. */
+		unit_log(mu, 4, "JobTimeoutAction=%s is not supported by keel-init, ignoring.",
+			 keel_emergency_action_to_string(action));
+		break;
+	}
+}
+
+/* Arm (or bring forward) the job's timer: JobTimeoutSec= from when it is installed,
+ * JobRunningTimeoutSec= from when it starts running; the earlier one wins (systemd's rule). */
+static void job_arm_timer(struct job *j, bool running)
+{
+	const struct keel_unit *u = j->unit->u;
+	uint64_t span = running ? u->job_running_timeout_usec : u->job_timeout_usec;
+	if (span == 0 || span == KEEL_USEC_INFINITY)
+		return;
+	if (running && j->timer_running)
+		return;
+	uint64_t when = keel_now_mono() + span;
+	if (keel_ev_timer_armed(&j->timer) && j->timer.when <= when)
+		return;
+	if (running)
+		j->timer_running = true;
+	keel_ev_timer_stop(j->unit->m->ev, &j->timer);
+	(void)!keel_ev_timer_start(j->unit->m->ev, &j->timer, when);
+}
+
 static struct job *job_new(struct keel_mgr *m, struct mu *mu, int type)
 {
 	struct job *j = keel_calloc(1, sizeof(*j));
@@ -301,6 +348,8 @@ static struct job *job_new(struct keel_mgr *m, struct mu *mu, int type)
 	j->unit = mu;
 	mu->job = j;
 	m->n_jobs++;
+	keel_ev_timer_init(&j->timer, on_job_timer, j);
+	job_arm_timer(j, false);
 	return j;
 }
 
@@ -337,8 +386,54 @@ void job_queue_neighbours(struct mu *mu)
 	}
 }
 
+/* Isolate (systemd's transaction_add_isolate_jobs): stop every unit that runs and is not in the
+ * transaction, except IgnoreOnIsolate= units and those triggered by a unit in it. */
+static void add_isolate_jobs(struct tr *tr)
+{
+	size_t it = 0;
+	const char *k;
+	void *v;
+	while (keel_hmap_next(&tr->m->units, &it, &k, NULL, &v)) {
+		struct mu *mu = v;
+		if (strcmp(k, mu->id) != 0 || tr_find(tr, mu))
+			continue; /* an alias, or pulled in by the target */
+		if (mu->u->ignore_on_isolate)
+			continue;
+		if (keel_inactive_or_failed(mu->active) || mu->active == KEEL_DEACTIVATING)
+			continue;
+		bool triggered = false;
+		for (uint32_t i = 0; i < mu->n_edges && !triggered; i++) {
+			struct tjob *t = mu->edges[i].kind == E_TRIGGERED_BY ? tr_find(tr, mu->edges[i].other) : NULL;
+			triggered = t && !t->deleted;
+		}
+		if (triggered)
+			continue;
+		(void)tr_add(tr, mu, JOB_STOP, false, 0);
+		keel_err_clear(tr->err);
+	}
+}
+
+static int enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, bool isolate, bool manual,
+		   struct job **ret, struct keel_err *err);
+
 int job_enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, bool manual,
 		struct job **ret, struct keel_err *err)
+{
+	return enqueue(m, anchor, type, replace, false, manual, ret, err);
+}
+
+int job_enqueue_isolate(struct keel_mgr *m, struct mu *anchor, bool manual, struct job **ret, struct keel_err *err)
+{
+	struct keel_err dummy;
+	if (!err)
+		err = &dummy;
+	if (unit_is_loaded(anchor) && !anchor->u->allow_isolate)
+		return keel_err_set(err, -EPERM, "Operation refused, unit may not be isolated.");
+	return enqueue(m, anchor, JOB_START, true, true, manual, ret, err);
+}
+
+static int enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, bool isolate, bool manual,
+		   struct job **ret, struct keel_err *err)
 {
 	struct keel_err dummy;
 	if (!err)
@@ -368,6 +463,8 @@ int job_enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, b
 	} else {
 		r = tr_add(&tr, anchor, type, true, 0);
 	}
+	if (r == 0 && isolate)
+		add_isolate_jobs(&tr);
 	if (r == 0) {
 		drop_redundant(&tr);
 		r = verify_order(&tr);
@@ -387,6 +484,17 @@ int job_enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, b
 			tr.v[i].u->tr_idx = -1;
 		keel_free(tr.v);
 		return r;
+	}
+	if (isolate) {
+		/* Installed jobs of units outside the transaction are canceled (JOB_ISOLATE). */
+		size_t it = 0;
+		const char *k;
+		void *v;
+		while (keel_hmap_next(&m->units, &it, &k, NULL, &v)) {
+			struct mu *mu = v;
+			if (strcmp(k, mu->id) == 0 && mu->job && !tr_find(&tr, mu))
+				job_finish(mu->job, JR_CANCELED);
+		}
 	}
 	struct job *anchor_job = NULL;
 	for (size_t i = 0; i < tr.n; i++) {
@@ -447,6 +555,8 @@ static const char *done_message(struct mu *mu, int type, int result)
 	case JOB_START:
 		switch (result) {
 		case JR_DONE:
+			if (mu->cond_real && !mu->cond_result)
+				return "Condition check resulted in %s being skipped.";
 			if (target)
 				return "Reached target %s.";
 			if (mu->type == KEEL_UNIT_SERVICE && keel_inactive_or_failed(mu->active))
@@ -465,6 +575,8 @@ static const char *done_message(struct mu *mu, int type, int result)
 			return target ? "Stopped target %s." : "Stopped %s.";
 		if (result == JR_FAILED)
 			return "Stopped (with error) %s.";
+		if (result == JR_TIMEOUT)
+			return "Timed out stopping %s.";
 		return NULL;
 	case JOB_RELOAD:
 		return result == JR_DONE ? "Reloaded %s." : result == JR_FAILED ? "Reload failed for %s." : NULL;
@@ -498,6 +610,8 @@ void job_finish(struct job *j, int result)
 	mu->job = NULL;
 	m->n_jobs--;
 	runq_remove(j);
+	keel_ev_timer_stop(m->ev, &j->timer);
+	m->upkeep_needed = true; /* a unit without a job may now be unneeded or upheld */
 	int type = j->type;
 	const char *fmt = done_message(mu, type, result);
 	if (fmt) {
@@ -532,6 +646,7 @@ static void job_run(struct job *j)
 	struct mu *mu = j->unit;
 	uint32_t id = j->id;
 	j->running = true;
+	job_arm_timer(j, true);
 	int r;
 	switch (j->type) {
 	case JOB_START:
@@ -665,6 +780,7 @@ void job_free_all(struct keel_mgr *m)
 		if (!j)
 			continue;
 		mu->job = NULL;
+		keel_ev_timer_stop(m->ev, &j->timer);
 		for (struct job_waiter *w = j->waiters, *next; w; w = next) {
 			next = w->next;
 			w->fn(w->ud, mu, j, JR_CANCELED);

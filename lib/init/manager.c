@@ -32,7 +32,8 @@ const char *keel_edge_kind_to_string(int k)
 	static const char *const n[] = {
 		"Requires", "Requisite", "Wants", "BindsTo", "PartOf", "Conflicts", "Before", "After",
 		"OnFailure", "Triggers", "PropagatesStopTo", "RequiredBy", "RequisiteOf", "WantedBy",
-		"BoundBy", "ConsistsOf", "ConflictedBy", "OnFailureOf", "TriggeredBy", "StopPropagatedFrom"};
+		"BoundBy", "ConsistsOf", "ConflictedBy", "OnFailureOf", "TriggeredBy", "StopPropagatedFrom",
+		"Upholds", "UpheldBy"};
 	return (unsigned)k < KEEL_ARRAY_SIZE(n) ? n[k] : "?";
 }
 
@@ -314,6 +315,7 @@ static void add_pair(struct mu *a, int kind, struct mu *b)
 		[E_BINDS_TO] = E_BOUND_BY, [E_PART_OF] = E_CONSISTS_OF, [E_CONFLICTS] = E_CONFLICTED_BY,
 		[E_BEFORE] = E_AFTER, [E_AFTER] = E_BEFORE, [E_ON_FAILURE] = E_ON_FAILURE_OF,
 		[E_TRIGGERS] = E_TRIGGERED_BY, [E_PROPAGATES_STOP_TO] = E_STOP_PROPAGATED_FROM,
+		[E_UPHOLDS] = E_UPHELD_BY,
 	};
 	if (a == b)
 		return;
@@ -335,6 +337,7 @@ static int edge_of_dep(int k)
 	case KEEL_DEP_ON_FAILURE: return E_ON_FAILURE;
 	case KEEL_DEP_TRIGGERS: return E_TRIGGERS;
 	case KEEL_DEP_PROPAGATES_STOP_TO: return E_PROPAGATES_STOP_TO;
+	case KEEL_DEP_UPHOLDS: return E_UPHOLDS;
 	case KEEL_DEP_STOP_PROPAGATED_FROM: return -2; /* added from the other side */
 	default: return -1;
 	}
@@ -374,6 +377,15 @@ void mgr_rebuild_edges(struct keel_mgr *m)
 				add_pair(mu, E_AFTER, o);
 			}
 		}
+	}
+	/* Only then do state changes need the StopWhenUnneeded=/Upholds= scan (upkeep.c). */
+	m->any_upkeep = false;
+	it = 0;
+	while (!m->any_upkeep && keel_hmap_next(&m->units, &it, &k, NULL, &v)) {
+		struct mu *mu = v;
+		m->any_upkeep = mu->u->stop_when_unneeded;
+		for (uint32_t i = 0; i < mu->n_edges && !m->any_upkeep; i++)
+			m->any_upkeep = mu->edges[i].kind == E_UPHOLDS;
 	}
 	/* Targets are ordered after what they pull in (systemd's default target dependency). */
 	it = 0;
@@ -477,6 +489,8 @@ void unit_set_state(struct mu *mu, int active, int sub)
 	}
 	struct keel_mgr *m = mu->m;
 	mgr_emit_unit_event(m, mu);
+	if (old != active)
+		m->upkeep_needed = true;
 	if (old != active) {
 		bool unexpected = !mu->job;
 		job_unit_notify(mu, old, active, unexpected);
@@ -568,9 +582,12 @@ int unit_start(struct mu *mu)
 		mu->cond_real = keel_now_real();
 		mu->cond_result = unit_test_conditions(mu, false, &failed) > 0;
 		if (!mu->cond_result) {
-			unit_log(mu, 6, "Condition check resulted in %s being skipped (%s%s=%s).", unit_description(mu),
-				 "Condition", failed ? keel_condition_kind_to_string(failed->kind) : "?",
-				 failed ? failed->param : "");
+			/* systemd logs the condition that failed, then the job's "Condition check
+			 * resulted in X being skipped." (job.c) */
+			unit_log(mu, 6, "Condition%s=%s%s%s failed.",
+				 failed ? keel_condition_kind_to_string(failed->kind) : "?",
+				 failed && (failed->flags & KEEL_COND_TRIGGER) ? "|" : "",
+				 failed && (failed->flags & KEEL_COND_NEGATE) ? "!" : "", failed ? failed->param : "");
 			return -EBADR;
 		}
 		mu->assert_result = unit_test_conditions(mu, true, &failed) > 0;
@@ -868,6 +885,7 @@ struct spawn_report {
 	struct keel_ev_io io;
 	struct keel_mgr *m;
 	char *unit, *path;
+	pid_t pid;                 /* told to the service when the exec succeeded (Type=exec) */
 	struct spawn_report *next;
 };
 
@@ -901,10 +919,18 @@ static void on_report(struct keel_ev_io *io, uint32_t revents)
 			unit_log(mu, 3, "Failed to execute %s: %s", r->path, strerror(se.err));
 		unit_log(mu, 3, "Failed at step %s spawning %s: %s", keel_spawn_step_name(se.step), r->path, strerror(se.err));
 	}
+	/* End of file without a report: the close-on-exec pipe closed in execve(). */
+	if (n == 0 && r->pid > 0 && (mu = mgr_get(r->m, r->unit)) && mu->type == KEEL_UNIT_SERVICE)
+		svc_exec_succeeded(mu, r->pid);
 	report_free(r);
 }
 
 void spawn_watch(struct mu *mu, int fd, const char *path)
+{
+	spawn_watch_pid(mu, fd, path, 0);
+}
+
+void spawn_watch_pid(struct mu *mu, int fd, const char *path, pid_t pid)
 {
 	struct spawn_report *r = keel_calloc(1, sizeof(*r));
 	if (!r || !(r->unit = keel_strdup(mu->id)) || !(r->path = keel_strdup(path))) {
@@ -916,6 +942,7 @@ void spawn_watch(struct mu *mu, int fd, const char *path)
 		return;
 	}
 	r->m = mu->m;
+	r->pid = pid;
 	keel_ev_io_init(&r->io, fd, on_report, r);
 	if (keel_ev_io_start(mu->m->ev, &r->io, EPOLLIN) < 0) {
 		close(fd);
@@ -955,6 +982,11 @@ static bool prepare(void *data)
 			check_cgroups(m);
 		}
 		more = job_dispatch(m);
+		if (m->upkeep_needed && !m->shutting_down) {
+			m->upkeep_needed = false;
+			mgr_upkeep(m);
+			more = job_dispatch(m) || more;
+		}
 		/* Free transient units that are done. */
 		while (m->gcq) {
 			struct mu *mu = m->gcq;
@@ -975,13 +1007,13 @@ static bool prepare(void *data)
 				mu_free(mu);
 			}
 		}
-		if (!m->cg_check_needed && !more)
+		if (!m->cg_check_needed && !more && !(m->upkeep_needed && !m->shutting_down))
 			break;
 	}
 	/* The lines of this iteration reach readers (keelctl journal -f) before the loop sleeps. */
 	keel_logsink_flush(&m->sink);
 	/* A finished shutdown must not wait for the next event to be noticed. */
-	return more || m->cg_check_needed || keel_mgr_done(m);
+	return more || m->cg_check_needed || (m->upkeep_needed && !m->shutting_down) || keel_mgr_done(m);
 }
 
 int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct keel_logsink *sink,
@@ -1001,17 +1033,39 @@ int keel_mgr_new(const struct keel_mgr_config *cfg, struct keel_ev *ev, struct k
 	keel_hmap_init(&m->wds, false);
 	int r;
 	m->runtime_dir = keel_strdup(cfg->runtime_dir ? cfg->runtime_dir : "/run/keel");
+	m->state_dir = keel_strdup(cfg->state_dir ? cfg->state_dir : "/var/lib/keel");
 	m->default_target = cfg->default_target ? keel_strdup(cfg->default_target) : NULL;
 	const char *cd = cfg->config_dir ? cfg->config_dir
 			 : cfg->unit_path && cfg->unit_path[0] ? cfg->unit_path[0] : KEEL_UNIT_PATH_ETC;
 	m->config_dir = keel_strdup(cd);
-	if (!m->runtime_dir || !m->config_dir || (cfg->default_target && !m->default_target)) {
+	if (!m->runtime_dir || !m->state_dir || !m->config_dir || (cfg->default_target && !m->default_target)) {
 		r = keel_err_set(err, -ENOMEM, "out of memory");
 		goto fail;
 	}
 	if (mkdir(m->runtime_dir, 0755) < 0 && errno != EEXIST) {
 		r = keel_err_errno(err, -errno, "creating %s", m->runtime_dir);
 		goto fail;
+	}
+	if (cfg->pid1) {
+		/* systemd's first boot: /etc/machine-id missing, empty or "uninitialized" when PID 1
+		 * starts (ConditionFirstBoot=, condition.c). */
+		char id[64] = "";
+		FILE *f = fopen("/etc/machine-id", "re");
+		if (f) {
+			if (!fgets(id, sizeof(id), f))
+				id[0] = '\0';
+			fclose(f);
+		}
+		id[strcspn(id, "\n")] = '\0';
+		char flag[4096];
+		snprintf(flag, sizeof(flag), "%s/first-boot", m->runtime_dir);
+		if (!id[0] || strcmp(id, "uninitialized") == 0) {
+			int fd = open(flag, O_WRONLY | O_CREAT | O_CLOEXEC, 0444);
+			if (fd >= 0)
+				close(fd);
+		} else {
+			(void)unlink(flag);
+		}
 	}
 	/* The search path: --unit-path directories, then the preset's. */
 	{
@@ -1132,6 +1186,7 @@ void keel_mgr_free(struct keel_mgr *m)
 	keel_logsink_free(&m->sink);
 	keel_buf_free(&m->scratch);
 	keel_free(m->runtime_dir);
+	keel_free(m->state_dir);
 	keel_free(m->journal_dir);
 	keel_free(m->config_dir);
 	keel_free(m->default_target);

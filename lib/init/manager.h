@@ -24,6 +24,7 @@ struct keel_mgr_config {
 	uint64_t journal_max_use;        /* the journal's limits (struct keel_journal_config); 0: defaults */
 	uint64_t journal_max_file_size;
 	unsigned journal_max_files;
+	const char *state_dir;           /* Persistent= timer stamps (timers/stamp-NAME): /var/lib/keel */
 	const char *cgroup_root;         /* "keel.slice" */
 	const char *default_target;      /* NULL: default.target, else multi-user.target */
 	const char *config_dir;          /* where enable/mask write links: first of unit_path or

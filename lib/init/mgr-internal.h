@@ -34,6 +34,7 @@ enum edge_kind {
 	E_ON_FAILURE, E_TRIGGERS, E_PROPAGATES_STOP_TO,
 	E_REQUIRED_BY, E_REQUISITE_OF, E_WANTED_BY, E_BOUND_BY, E_CONSISTS_OF, E_CONFLICTED_BY,
 	E_ON_FAILURE_OF, E_TRIGGERED_BY, E_STOP_PROPAGATED_FROM,
+	E_UPHOLDS, E_UPHELD_BY,
 	E_KIND_MAX,
 };
 const char *keel_edge_kind_to_string(int k);
@@ -118,9 +119,11 @@ struct job {
 	bool running;
 	bool in_runq;
 	bool manual;    /* asked for by a client (RefuseManualStart= applies) */
+	bool timer_running;   /* the timer is armed for JobRunningTimeoutSec= */
 	struct mu *unit;
 	struct job *runq_next;
 	struct job_waiter *waiters;
+	struct keel_ev_timer timer; /* JobTimeoutSec= / JobRunningTimeoutSec= */
 };
 
 /* Called when a job ends (control clients waiting for it). */
@@ -155,6 +158,8 @@ struct mu {
 	uint64_t cond_real;
 	uint64_t sl_begin;         /* start rate limit window (monotonic) */
 	uint32_t sl_count;
+	uint64_t auto_rl_begin;    /* StopWhenUnneeded=/Upholds= rate limit (upkeep.c) */
+	uint32_t auto_rl_count;
 	int inotify_wd;
 	struct mu *gc_next;
 	struct mu *accept_socket;  /* an Accept=yes instance: the socket counting it */
@@ -170,6 +175,7 @@ struct control_server;
 struct keel_mgr {
 	struct keel_mgr_config cfg;
 	char *runtime_dir, *config_dir, *default_target;
+	char *state_dir;           /* timers/stamp-NAME.timer for Persistent= */
 	char *journal_dir;         /* the journal it opened (NULL when given another sink) */
 	struct keel_ev *ev;
 	struct keel_loader *loader;
@@ -192,6 +198,8 @@ struct keel_mgr {
 	struct control_server *ctl;
 	bool shutting_down;
 	bool cg_check_needed;
+	bool upkeep_needed;        /* a state changed: check StopWhenUnneeded= and Upholds= */
+	bool any_upkeep;           /* some unit has StopWhenUnneeded= or Upholds= (else no scan) */
 	struct keel_buf scratch;
 	struct keel_buf *diag_capture; /* loader messages also go here (control API "load") */
 };
@@ -237,6 +245,8 @@ void mgr_emit_job_event(struct keel_mgr *m, struct mu *mu, struct job *j, int re
  * message is put in err. Returns the anchor job (may be NULL when it completed at once). */
 int job_enqueue(struct keel_mgr *m, struct mu *anchor, int type, bool replace, bool manual,
 		struct job **ret, struct keel_err *err);
+/* systemctl isolate: start anchor (AllowIsolate=) and stop everything it does not pull in. */
+int job_enqueue_isolate(struct keel_mgr *m, struct mu *anchor, bool manual, struct job **ret, struct keel_err *err);
 void job_finish(struct job *j, int result);
 void job_add_to_runq(struct job *j);
 /* Put the jobs of units ordered around mu in the run queue. */
@@ -245,6 +255,10 @@ bool job_dispatch(struct keel_mgr *m);
 /* The unit changed state: complete or fail its job (systemd's unit_notify job part). */
 void job_unit_notify(struct mu *mu, int old, int new_state, bool unexpected);
 void job_free_all(struct keel_mgr *m);
+
+/* upkeep.c: StopWhenUnneeded= and Upholds= (systemd's stop-when-unneeded and
+ * start-when-upheld queues), checked over every unit after state changes. */
+void mgr_upkeep(struct keel_mgr *m);
 
 /* condition.c: 1 pass, 0 fail; kind name and parameter of the failed one in *failed. */
 int unit_test_conditions(struct mu *mu, bool asserts, const struct keel_condition **failed);
@@ -279,6 +293,8 @@ int svc_sandbox_prepare(struct mu *mu, struct keel_spawn *sp, bool privileged, c
 /* When the unit's processes are gone: RuntimeDirectory= removed (unless preserved, or
  * restarting with RuntimeDirectoryPreserve=restart) and the network namespace released. */
 void svc_sandbox_stop(struct mu *mu, bool restarting);
+/* A spawned process of the service got through execve() (Type=exec waits for this). */
+void svc_exec_succeeded(struct mu *mu, pid_t pid);
 
 /* socket.c: the fds to pass to a service (LISTEN_FDS) and their names. */
 int sock_collect_fds(struct mu *svc, int *fds, int max, struct keel_buf *names);
@@ -298,3 +314,5 @@ struct logpipe *logpipe_open(struct mu *mu, const char *ident, int *ret_write_fd
 void logpipe_set_pid(struct logpipe *lp, pid_t pid);
 /* Watch a spawn's report pipe (keel_spawn_start) and log a failed setup step for the unit. */
 void spawn_watch(struct mu *mu, int fd, const char *path);
+/* The same, telling svc_exec_succeeded() about pid when its execve() succeeded. */
+void spawn_watch_pid(struct mu *mu, int fd, const char *path, pid_t pid);

@@ -58,6 +58,7 @@ static void enter_stop_post(struct mu *mu, int f);
 static void enter_signal(struct mu *mu, int state, int f);
 static void enter_running(struct mu *mu, int f);
 static void enter_start(struct mu *mu);
+static void enter_start_pre(struct mu *mu);
 static void enter_start_post(struct mu *mu);
 
 static void set_result(struct mu *mu, int f)
@@ -85,7 +86,7 @@ static bool is_waiting_state(int st)
 static void set_state(struct mu *mu, int st)
 {
 	struct svc_rt *s = &mu->rt.svc;
-	if (!(st == S_START_PRE || st == S_START || st == S_START_POST || st == S_RELOAD || st == S_STOP ||
+	if (!(st == S_CONDITION || st == S_START_PRE || st == S_START || st == S_START_POST || st == S_RELOAD || st == S_STOP ||
 	      is_waiting_state(st) || st == S_STOP_POST || st == S_AUTO_RESTART))
 		keel_ev_timer_stop(mu->m->ev, &s->timer);
 	if (!(st == S_START_POST || st == S_RUNNING || st == S_RELOAD || st == S_START))
@@ -508,7 +509,7 @@ int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_
 		unit_log(mu, 3, "Failed to spawn '%s' task: %s", keel_exec_slot_to_string(slot), strerror(-r));
 		goto out;
 	}
-	spawn_watch(mu, err_fd, path);
+	spawn_watch_pid(mu, err_fd, path, pid);
 	logpipe_set_pid(lp_out, pid);
 	logpipe_set_pid(lp_err, pid);
 	mgr_watch_pid(m, pid, mu);
@@ -555,12 +556,15 @@ static void enter_dead(struct mu *mu, int f, bool allow_restart)
 	struct svc_rt *s = &mu->rt.svc;
 	struct keel_service *sv = S(mu);
 	set_result(mu, f);
-	if (s->result != R_SUCCESS)
+	if (s->result == R_EXEC_CONDITION)
+		unit_log(mu, 6, "Skipped due to '%s'.", keel_svc_result_to_string(s->result));
+	else if (s->result != R_SUCCESS)
 		unit_log(mu, 4, "Failed with result '%s'.", keel_svc_result_to_string(s->result));
 	else if (mu->active != KEEL_INACTIVE)
 		unit_log(mu, 6, "Deactivated successfully.");
 	bool restart = false;
-	if (allow_restart && !s->forbid_restart && !mu->m->shutting_down && s->result != R_START_LIMIT_HIT) {
+	if (allow_restart && !s->forbid_restart && !mu->m->shutting_down && s->result != R_START_LIMIT_HIT &&
+	    s->result != R_EXEC_CONDITION) {
 		int r = s->result;
 		bool by_status = s->main_code == CLD_EXITED;
 		if (sv->restart_prevent_status &&
@@ -602,7 +606,7 @@ static void enter_dead(struct mu *mu, int f, bool allow_restart)
 		close(s->accept_fd);
 		s->accept_fd = -1;
 	}
-	set_state(mu, s->result == R_SUCCESS ? S_DEAD : S_FAILED);
+	set_state(mu, s->result == R_SUCCESS || s->result == R_EXEC_CONDITION ? S_DEAD : S_FAILED);
 }
 
 static bool stop_wait_done(struct mu *mu)
@@ -779,10 +783,11 @@ static bool spawn_main(struct mu *mu, unsigned idx)
 	case KEEL_SERVICE_FORKING:
 	case KEEL_SERVICE_ONESHOT:
 	case KEEL_SERVICE_NOTIFY:
+	case KEEL_SERVICE_EXEC: /* until execve() succeeded: svc_exec_succeeded() */
 		set_state(mu, S_START);
 		arm(mu, sv->timeout_start_usec);
 		break;
-	default: /* simple, exec, idle, dbus (keel has no D-Bus: treated as simple) */
+	default: /* simple, idle, dbus (keel has no D-Bus: treated as simple) */
 		enter_start_post(mu);
 		break;
 	}
@@ -795,6 +800,18 @@ static void enter_start(struct mu *mu)
 		/* oneshot without ExecStart= */
 		enter_start_post(mu);
 	}
+}
+
+/* ExecCondition= (systemd 243): runs first; exit 1-254 skips the unit, 255 or a signal fails it. */
+static void enter_condition(struct mu *mu)
+{
+	int fail;
+	if (run_control(mu, KEEL_EXEC_CONDITION, 0, S_CONDITION, S(mu)->timeout_start_usec, &fail))
+		return;
+	if (fail != R_SUCCESS)
+		enter_signal(mu, S_STOP_SIGTERM, fail);
+	else
+		enter_start_pre(mu);
 }
 
 static void enter_start_pre(struct mu *mu)
@@ -846,7 +863,8 @@ static int svc_start(struct mu *mu)
 		enter_dead(mu, R_RESOURCES, false);
 		return -EIO;
 	}
-	enter_start_pre(mu);
+	mu->cond_result = true;
+	enter_condition(mu);
 	return 0;
 }
 
@@ -911,6 +929,12 @@ static void control_finished(struct mu *mu, int f)
 	unsigned next = s->control_idx + 1u;
 	int fail;
 	switch (mu->sub) {
+	case S_CONDITION:
+		if (f != R_SUCCESS)
+			enter_signal(mu, S_STOP_SIGTERM, f);
+		else if (!run_control(mu, slot, next, S_CONDITION, sv->timeout_start_usec, &fail))
+			fail != R_SUCCESS ? enter_signal(mu, S_STOP_SIGTERM, fail) : enter_start_pre(mu);
+		break;
 	case S_START_PRE:
 		if (f != R_SUCCESS)
 			enter_signal(mu, S_FINAL_SIGTERM, f);
@@ -984,6 +1008,9 @@ static void main_finished(struct mu *mu, int f)
 				enter_signal(mu, S_STOP_SIGTERM, f);
 			else if (!spawn_main(mu, s->main_idx + 1u))
 				enter_start_post(mu);
+		} else if (sv->type == KEEL_SERVICE_EXEC && f == R_SUCCESS) {
+			/* exited (successfully) before its exec report was read */
+			enter_start_post(mu);
 		} else if (sv->type == KEEL_SERVICE_NOTIFY) {
 			if (f == R_SUCCESS) {
 				unit_log(mu, 4, "Main process exited before sending READY=1.");
@@ -1044,8 +1071,19 @@ static void svc_sigchld(struct mu *mu, pid_t pid, int code, int status)
 			f = R_SUCCESS;
 		if (f != R_SUCCESS)
 			unit_log(mu, 5, "Control process exited, code=%s, status=%s", code_name(code), st);
+		if (mu->sub == S_CONDITION && f == R_EXIT_CODE && code == CLD_EXITED && status < 255) {
+			/* ExecCondition= said no: the unit is skipped, not failed. */
+			mu->cond_result = false;
+			f = R_EXEC_CONDITION;
+		}
 		control_finished(mu, f);
 	}
+}
+
+void svc_exec_succeeded(struct mu *mu, pid_t pid)
+{
+	if (S(mu)->type == KEEL_SERVICE_EXEC && mu->sub == S_START && pid == mu->rt.svc.main_pid)
+		enter_start_post(mu);
 }
 
 static void svc_cgroup_empty(struct mu *mu)
@@ -1085,8 +1123,9 @@ static void on_timer(struct keel_ev_timer *t)
 			return;
 		}
 		/* fall through */
-	case S_START_PRE:
-		unit_log(mu, 4, "%s operation timed out. Terminating.", mu->sub == S_START ? "Start" : "Start-pre");
+	case S_START_PRE: case S_CONDITION:
+		unit_log(mu, 4, "%s operation timed out. Terminating.",
+			 mu->sub == S_START ? "Start" : mu->sub == S_CONDITION ? "Condition" : "Start-pre");
 		enter_signal(mu, S_STOP_SIGTERM, R_TIMEOUT);
 		break;
 	case S_START_POST:

@@ -6,9 +6,13 @@
  * fire up to that much later to coalesce wake-ups; keel-init does not need to and fires on
  * time). */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/mem.h"
 #include "init/mgr-internal.h"
@@ -71,11 +75,14 @@ static bool arm_next(struct mu *mu)
 			break;
 		case KEEL_TIMER_CALENDAR: {
 			uint64_t next;
-			/* after the last trigger, so one elapse fires once */
+			/* after the last trigger, so one elapse fires once; Persistent=: from the last
+			 * trigger even before this start (the stamp), so a missed elapse fires now */
 			uint64_t from = r->last_trigger_real > now_real ? r->last_trigger_real : now_real;
+			if (t->persistent && r->last_trigger_real)
+				from = r->last_trigger_real;
 			if (keel_calendar_next(v->calendar, from, &next) < 0)
 				continue;
-			uint64_t mono = now_mono + (next - now_real);
+			uint64_t mono = next <= now_real ? now_mono : now_mono + (next - now_real);
 			if (mono < best) {
 				best = mono;
 				r->next_real = next;
@@ -105,6 +112,57 @@ static bool arm_next(struct mu *mu)
 	return true;
 }
 
+/* Persistent=: <state_dir>/timers/stamp-NAME, its mtime the last trigger (systemd keeps the
+ * same in /var/lib/systemd/timers). */
+static int stamp_path(struct mu *mu, char *buf, size_t size)
+{
+	int n = snprintf(buf, size, "%s/timers/stamp-%s", mu->m->state_dir, mu->id);
+	return n < 0 || (size_t)n >= size ? -ENAMETOOLONG : 0;
+}
+
+static int stamp_touch(struct mu *mu, uint64_t realtime)
+{
+	char path[4096], dir[4096];
+	if (stamp_path(mu, path, sizeof(path)) < 0)
+		return -ENAMETOOLONG;
+	snprintf(dir, sizeof(dir), "%s", mu->m->state_dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	snprintf(dir, sizeof(dir), "%s/timers", mu->m->state_dir);
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0644);
+	if (fd < 0)
+		return -errno;
+	struct timespec ts[2];
+	ts[0].tv_sec = (time_t)(realtime / KEEL_USEC_PER_SEC);
+	ts[0].tv_nsec = (long)(realtime % KEEL_USEC_PER_SEC) * 1000;
+	ts[1] = ts[0];
+	int r = futimens(fd, realtime ? ts : NULL) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
+/* At start: the last trigger from the stamp, or a new stamp (now) when there is none. */
+static void stamp_load(struct mu *mu)
+{
+	char path[4096];
+	struct stat st;
+	if (stamp_path(mu, path, sizeof(path)) < 0)
+		return;
+	if (stat(path, &st) == 0) {
+		uint64_t ft = (uint64_t)st.st_mtim.tv_sec * KEEL_USEC_PER_SEC + (uint64_t)st.st_mtim.tv_nsec / 1000;
+		if (ft < keel_now_real())
+			mu->rt.tmr.last_trigger_real = ft;
+		else
+			unit_log(mu, 4, "Not using persistent file timestamp %s as it is in the future.", path);
+		return;
+	}
+	int r = errno == ENOENT ? stamp_touch(mu, 0) : -errno;
+	if (r < 0)
+		unit_log(mu, 4, "Failed to create timestamp file %s, ignoring: %s", path, strerror(-r));
+}
+
 static void enter_waiting(struct mu *mu)
 {
 	if (arm_next(mu)) {
@@ -124,6 +182,11 @@ static void on_elapse(struct keel_ev_timer *t)
 	struct tmr_rt *r = &mu->rt.tmr;
 	r->last_trigger_mono = keel_now_mono();
 	r->last_trigger_real = keel_now_real();
+	if (T(mu)->persistent) {
+		int sr = stamp_touch(mu, r->last_trigger_real);
+		if (sr < 0)
+			unit_log(mu, 4, "Failed to update timestamp file, ignoring: %s", strerror(-sr));
+	}
 	struct mu *target = target_unit(mu);
 	if (!target) {
 		enter_waiting(mu);
@@ -163,6 +226,10 @@ static int tmr_start(struct mu *mu)
 	r->result = R_SUCCESS;
 	r->activated_mono = keel_now_mono();
 	r->last_trigger_mono = 0;
+	if (T(mu)->wake_system)
+		unit_log(mu, 4, "WakeSystem= is not supported by keel-init (a supervisor does not program the machine's wake-up alarm), ignoring.");
+	if (T(mu)->persistent)
+		stamp_load(mu);
 	enter_waiting(mu);
 	return 0;
 }

@@ -45,6 +45,7 @@ static const char *const input_names[KEEL_INPUT_MAX] = {
 };
 static const char *const exec_slot_names[KEEL_EXEC_SLOT_MAX] = {
 	"ExecStartPre", "ExecStart", "ExecStartPost", "ExecReload", "ExecStop", "ExecStopPost",
+	"ExecCondition",
 };
 static const char *const listen_names[KEEL_LISTEN_KIND_MAX] = {
 	"ListenStream", "ListenDatagram", "ListenSequentialPacket", "ListenFIFO", "ListenSpecial",
@@ -152,6 +153,7 @@ static void set_defaults(struct keel_unit *u)
 	u->start_limit_interval_usec = 10 * KEEL_USEC_PER_SEC;
 	u->start_limit_burst = 5;
 	u->job_timeout_usec = KEEL_USEC_INFINITY;
+	u->job_running_timeout_usec = KEEL_USEC_INFINITY;
 	u->success_action_exit_status = u->failure_action_exit_status = -1;
 	u->on_failure_job_mode = KEEL_JOB_REPLACE;
 	struct keel_service *s = keel_unit_service(u);

@@ -197,7 +197,9 @@ struct keel_exec_cmd {
 
 enum keel_exec_slot {
 	KEEL_EXEC_START_PRE, KEEL_EXEC_START, KEEL_EXEC_START_POST, KEEL_EXEC_RELOAD,
-	KEEL_EXEC_STOP, KEEL_EXEC_STOP_POST, KEEL_EXEC_SLOT_MAX,
+	KEEL_EXEC_STOP, KEEL_EXEC_STOP_POST,
+	KEEL_EXEC_CONDITION, /* runs before ExecStartPre= (systemd 243) */
+	KEEL_EXEC_SLOT_MAX,
 };
 const char *keel_exec_slot_to_string(enum keel_exec_slot s); /* "ExecStartPre" ... */
 
@@ -418,12 +420,14 @@ struct keel_unit {
 	void *engine;                  /* the engine's runtime state; never touched here */
 	uint64_t start_limit_interval_usec; /* 10s */
 	uint64_t job_timeout_usec;      /* infinity */
+	uint64_t job_running_timeout_usec; /* infinity */
 	uint32_t n_deps, n_conditions, n_xentries;
 	uint32_t start_limit_burst;     /* 5 */
 	int load_error;                 /* -errno for KEEL_LOAD_ERROR / BAD_SETTING */
 	int16_t success_action_exit_status, failure_action_exit_status; /* -1: unset */
 	uint8_t success_action, failure_action; /* enum keel_emergency_action */
 	uint8_t on_failure_job_mode;    /* enum keel_job_mode, replace */
+	uint8_t job_timeout_action;     /* enum keel_emergency_action, none */
 	uint8_t type;                   /* enum keel_unit_type */
 	uint8_t load_state;             /* enum keel_load_state */
 	bool default_dependencies : 1;  /* yes */

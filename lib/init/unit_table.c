@@ -59,6 +59,8 @@ static const struct keel__option options[] = {
 	U("StartLimitInterval", keel__parse_sec, 0, start_limit_interval_usec),
 	U("StartLimitBurst", keel__parse_unsigned, 0, start_limit_burst),
 	U("JobTimeoutSec", keel__parse_job_timeout, 0, job_timeout_usec),
+	U("JobRunningTimeoutSec", keel__parse_job_timeout, 0, job_running_timeout_usec),
+	U("JobTimeoutAction", keel__parse_emergency_action, 0, job_timeout_action),
 	U("SuccessAction", keel__parse_emergency_action, 0, success_action),
 	U("FailureAction", keel__parse_emergency_action, 0, failure_action),
 	U("SuccessActionExitStatus", keel__parse_exit_code, 0, success_action_exit_status),
@@ -101,6 +103,7 @@ static const struct keel__option options[] = {
 	COND("IOPressure", KEEL_COND_IO_PRESSURE),
 
 	SVS("Type", keel__parse_service_type, 0),
+	SV("ExecCondition", keel__parse_exec, KEEL_EXEC_CONDITION, exec[KEEL_EXEC_CONDITION]),
 	SV("ExecStartPre", keel__parse_exec, KEEL_EXEC_START_PRE, exec[KEEL_EXEC_START_PRE]),
 	SV("ExecStart", keel__parse_exec, KEEL_EXEC_START, exec[KEEL_EXEC_START]),
 	SV("ExecStartPost", keel__parse_exec, KEEL_EXEC_START_POST, exec[KEEL_EXEC_START_POST]),

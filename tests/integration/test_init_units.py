@@ -108,11 +108,13 @@ def test_conflicts_stops_the_other(init):
     assert k.state("b.service")[0] == "active"
     assert k.ctl("start", "a.service").returncode == 0
     assert k.state("a.service")[0] == "active"
-    assert k.state("b.service")[0] == "inactive"
+    # keelctl (like systemctl) waits for the job it asked for, not for the conflict's stop job,
+    # which runs in parallel (no ordering between the two)
+    k.wait_state("b.service", "inactive")
     # and the other way round: the conflict holds in both directions
     assert k.ctl("start", "b.service").returncode == 0
     assert k.state("b.service")[0] == "active"
-    assert k.state("a.service")[0] == "inactive"
+    k.wait_state("a.service", "inactive")
 
 
 def test_part_of_and_binds_to_propagate_stop(init):

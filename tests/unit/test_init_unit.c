@@ -157,6 +157,39 @@ static void unit_section_options(void **state)
 	assert_int_equal(keel_pool_strv_len(u->requires_mounts_for), 2);
 }
 
+/* The settings keel-init acts on since ExecCondition=/JobRunningTimeoutSec=/JobTimeoutAction=. */
+static void unit_job_timeouts_and_exec_condition(void **state)
+{
+	struct fixture *f = *state;
+	struct keel_unit *u = load(f, "jt.service",
+		"[Unit]\nJobTimeoutSec=5s\nJobRunningTimeoutSec=2min\nJobTimeoutAction=exit-force\n"
+		"StopWhenUnneeded=yes\nAllowIsolate=yes\nIgnoreOnIsolate=true\nUpholds=up.service\n"
+		"[Service]\nExecCondition=/bin/test -e /x\nExecCondition=-/bin/false\nExecStart=/bin/true\n");
+	assert_int_equal(u->load_state, KEEL_LOAD_LOADED);
+	assert_int_equal(u->job_timeout_usec, 5 * KEEL_USEC_PER_SEC);
+	assert_int_equal(u->job_running_timeout_usec, 120 * KEEL_USEC_PER_SEC);
+	assert_int_equal(u->job_timeout_action, KEEL_ACTION_EXIT_FORCE);
+	assert_true(u->stop_when_unneeded && u->allow_isolate && u->ignore_on_isolate);
+	assert_non_null(dep(u, KEEL_DEP_UPHOLDS, "up.service"));
+	const struct keel_exec_cmd *c = keel_unit_service(u)->exec[KEEL_EXEC_CONDITION];
+	assert_non_null(c);
+	assert_string_equal(c->path, "/bin/test");
+	assert_int_equal(c->argc, 3);
+	assert_non_null(c->next);
+	assert_int_equal(c->next->flags, KEEL_EXEC_IGNORE_FAILURE);
+	assert_string_equal(keel_exec_slot_to_string(KEEL_EXEC_CONDITION), "ExecCondition");
+	assert_false(diag_has(&f->log, "not supported by keel-init"));
+	/* defaults, and systemd's messages for bad values */
+	u = load(f, "jt2.service", "[Unit]\nJobRunningTimeoutSec=soon\nJobTimeoutAction=explode\n"
+				   "[Service]\nExecCondition=\nExecStart=/bin/true\n");
+	assert_true(u->job_timeout_usec == KEEL_USEC_INFINITY);
+	assert_true(u->job_running_timeout_usec == KEEL_USEC_INFINITY);
+	assert_int_equal(u->job_timeout_action, KEEL_ACTION_NONE);
+	assert_null(keel_unit_service(u)->exec[KEEL_EXEC_CONDITION]);
+	assert_true(diag_has(&f->log, "Failed to parse JobRunningTimeoutSec= parameter, ignoring: soon"));
+	assert_true(diag_has(&f->log, "Failed to parse JobTimeoutAction=, ignoring: explode"));
+}
+
 static void unit_empty_condition_resets_its_kind_only(void **state)
 {
 	struct fixture *f = *state;
@@ -679,6 +712,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(unit_service_defaults_are_systemds, setup, teardown),
 		cmocka_unit_test_setup_teardown(unit_section_options, setup, teardown),
+		cmocka_unit_test_setup_teardown(unit_job_timeouts_and_exec_condition, setup, teardown),
 		cmocka_unit_test_setup_teardown(unit_empty_condition_resets_its_kind_only, setup, teardown),
 		cmocka_unit_test_setup_teardown(unit_exec_command_lines, setup, teardown),
 		cmocka_unit_test_setup_teardown(unit_exec_errors_follow_the_dash, setup, teardown),

@@ -93,6 +93,7 @@ class KeelInit:
         self.etc.mkdir(exist_ok=True)
         self.run_dir = tmp_path / "run"
         self.journal_dir = tmp_path / "journal"
+        self.state_dir = tmp_path / "state"  # Persistent= timer stamps
         self.cg_root = f"keel-test-{os.getpid()}-{next(_COUNTER)}.slice"
         self.daemons = daemons
         self.pid1 = pid1
@@ -116,6 +117,7 @@ class KeelInit:
         argv = [str(self.bin), "--unit-path", str(self.etc), "--unit-path", str(self.units),
                 "--config-dir", str(self.etc), "--no-default-paths",
                 "--runtime-dir", str(self.run_dir), "--journal-dir", str(self.journal_dir),
+                "--state-dir", str(self.state_dir),
                 "--cgroup-root", self.cg_root, "--log-level", "debug", *extra]
         argv += ["--default-target", target] if target else ["--no-boot"]
         if self.cgroup_v1:
