@@ -272,27 +272,7 @@ bool keel_cond_kernel_cmdline(const char *cmdline, const char *param)
 
 /* ---- capabilities ---- */
 
-static const char *const cap_names[] = {
-	"cap_chown", "cap_dac_override", "cap_dac_read_search", "cap_fowner", "cap_fsetid", "cap_kill",
-	"cap_setgid", "cap_setuid", "cap_setpcap", "cap_linux_immutable", "cap_net_bind_service",
-	"cap_net_broadcast", "cap_net_admin", "cap_net_raw", "cap_ipc_lock", "cap_ipc_owner",
-	"cap_sys_module", "cap_sys_rawio", "cap_sys_chroot", "cap_sys_ptrace", "cap_sys_pacct",
-	"cap_sys_admin", "cap_sys_boot", "cap_sys_nice", "cap_sys_resource", "cap_sys_time",
-	"cap_sys_tty_config", "cap_mknod", "cap_lease", "cap_audit_write", "cap_audit_control",
-	"cap_setfcap", "cap_mac_override", "cap_mac_admin", "cap_syslog", "cap_wake_alarm",
-	"cap_block_suspend", "cap_audit_read", "cap_perfmon", "cap_bpf", "cap_checkpoint_restore",
-};
-
-int keel_capability_from_name(const char *name)
-{
-	for (size_t i = 0; i < KEEL_ARRAY_SIZE(cap_names); i++)
-		if (strcasecmp(name, cap_names[i]) == 0)
-			return (int)i;
-	uint64_t n;
-	if (keel_parse_u64(name, &n) == 0 && n < 63)
-		return (int)n;
-	return -1;
-}
+/* keel_capability_from_name() lives with the other capability parsing (unit_parse_sandbox.c). */
 
 bool keel_cond_capability(uint64_t capbnd, const char *name)
 {

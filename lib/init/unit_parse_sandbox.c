@@ -35,9 +35,9 @@ static const char *const cap_names[] = {
 int keel_capability_from_name(const char *name)
 {
 	for (size_t i = 0; i < KEEL_ARRAY_SIZE(cap_names); i++)
-		if (strcasecmp(name, cap_names[i]) == 0 || strcasecmp(name, cap_names[i] + 4) == 0)
+		if (strcasecmp(name, cap_names[i]) == 0)
 			return (int)i;
-	/* a number, as systemd's capability_from_name() also takes */
+	/* systemd's capability_from_name(): the full name in any case, or a number */
 	int v;
 	if (keel_safe_atoi(name, &v) == 0 && v >= 0 && v < 63)
 		return v;

@@ -97,7 +97,7 @@ static void sandbox_capabilities(void **state)
 	sb = load(f, "CapabilityBoundingSet=CAP_KILL\nCapabilityBoundingSet=~\n");
 	assert_true(sb->cap_bounding == UINT64_MAX);
 	assert_int_equal(keel_capability_from_name("CAP_CHECKPOINT_RESTORE"), 40);
-	assert_int_equal(keel_capability_from_name("sys_admin"), 21);
+	assert_int_equal(keel_capability_from_name("sys_admin"), -1); /* systemd-analyze capability: not known */
 	assert_int_equal(keel_capability_from_name("cap_nope"), -1);
 	assert_string_equal(keel_capability_to_name(10), "cap_net_bind_service");
 }
