@@ -133,33 +133,43 @@ static int make_path(const char *base, const char *rel, unsigned *created, struc
 	return 0;
 }
 
-/* A new v1 cpuset cgroup starts with no cpus and no memory nodes: copy the parent's, top down. */
-static int cpuset_fill(const char *leaf, unsigned created, struct keel_err *err)
+/* A new v1 cpuset cgroup starts with no cpus and no memory nodes: each level below the
+ * hierarchy's root whose file is still empty gets its parent's, top down. Not only the levels
+ * this call made: a parent another process has just made may not be filled yet (its task would
+ * then fail with ENOSPC), and writing the same value twice is harmless. As runc does. */
+static int cpuset_fill(const char *mnt, const char *leaf, struct keel_err *err)
 {
-	char dirs[8][4096];
-	unsigned n = 0;
+	size_t mlen = strlen(mnt);
+	if (strncmp(leaf, mnt, mlen) != 0)
+		return 0;
 	char path[4096];
 	snprintf(path, sizeof(path), "%s", leaf);
-	for (unsigned i = 0; i < created && n < 8; i++) {
-		snprintf(dirs[n++], sizeof(dirs[0]), "%s", path);
-		char *slash = strrchr(path, '/');
-		if (!slash)
+	for (char *p = path + mlen; *p;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
 			break;
-		*slash = 0;
-	}
-	for (unsigned i = n; i-- > 0;) {
-		char parent[4096], buf[4096];
-		snprintf(parent, sizeof(parent), "%s", dirs[i]);
-		*strrchr(parent, '/') = 0;
+		char *e = strchrnul(p, '/');
+		char saved = *e;
+		*e = 0; /* path is now this level; its parent ends at p - 1 */
 		static const char *const files[] = {"cpuset.cpus", "cpuset.mems"};
 		for (int f = 0; f < 2; f++) {
-			ssize_t len = read_file(parent, files[f], buf, sizeof(buf));
+			char cur[4096], parent_val[4096], parent[4096];
+			ssize_t len = read_file(path, files[f], cur, sizeof(cur));
+			if (len < 0)
+				return keel_err_errno(err, (int)len, "reading %s/%s", path, files[f]);
+			if (*keel_strstrip(cur))
+				continue;
+			snprintf(parent, sizeof(parent), "%.*s", (int)(p - 1 - path), path);
+			len = read_file(parent, files[f], parent_val, sizeof(parent_val));
 			if (len < 0)
 				return keel_err_errno(err, (int)len, "reading %s/%s", parent, files[f]);
-			int r = write_file(dirs[i], files[f], keel_strstrip(buf), err);
+			int r = write_file(path, files[f], keel_strstrip(parent_val), err);
 			if (r < 0)
 				return r;
 		}
+		*e = saved;
+		p = e;
 	}
 	return 0;
 }
@@ -407,8 +417,8 @@ static int add_dir(struct keel_cgroup *cg, const char *name, const char *mnt, co
 		return keel_err_set(err, -ENOMEM, "out of memory");
 	cg->n++;
 	int r = make_path(mnt, full + strlen(mnt), &d->created, err);
-	if (r == 0 && strcmp(name, "cpuset") == 0 && cg->mode != KEEL_CGROUP_V2 && d->created)
-		r = cpuset_fill(d->path, d->created, err);
+	if (r == 0 && strcmp(name, "cpuset") == 0 && cg->mode != KEEL_CGROUP_V2)
+		r = cpuset_fill(mnt, d->path, err);
 	return r;
 }
 

@@ -228,6 +228,29 @@ def test_pids_limit_and_cpu_shares(rt):
     assert "can't fork" in out + err or "Resource temporarily unavailable" in out + err, (out, err)
 
 
+def test_cpuset_parent_made_by_someone_else_and_not_yet_filled(rt):
+    # Another process has just made the parent cgroup and not yet copied cpuset.cpus/mems into
+    # it (two pods starting at once do this to each other): the container must still start,
+    # its parent filled on the way, instead of failing with ENOSPC when its task is attached.
+    cpuset = Path("/sys/fs/cgroup/cpuset")
+    if not (cpuset / "cpuset.cpus").exists():
+        pytest.skip("no cgroup v1 cpuset hierarchy")
+    parent = cpuset / f"keeltest-{os.getpid()}-unfilled"
+    parent.mkdir()
+    try:
+        assert (parent / "cpuset.cpus").read_text().strip() == ""
+        code, out, err = run_out(rt, "cpusetrace", "cat /sys/fs/cgroup/cpuset/cpuset.cpus",
+                                 linux__cgroupsPath=f"/{parent.name}/c")
+        assert code == 0, err
+        assert out.strip() == (cpuset / "cpuset.cpus").read_text().strip()
+        assert (parent / "cpuset.cpus").read_text().strip() != ""
+        assert not (parent / "c").exists()
+    finally:
+        if (parent / "c").exists():
+            (parent / "c").rmdir()
+        parent.rmdir()
+
+
 def test_joined_network_namespace_is_shared(rt):
     name = f"keeltest-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
