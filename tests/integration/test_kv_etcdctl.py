@@ -68,6 +68,25 @@ def wait_healthy(m, timeout=15.0):
     raise AssertionError(f"{m.name} not healthy after {timeout}s")
 
 
+def metric(member, name):
+    """One value from the member's /metrics (a float), or None if it is not there."""
+    status, _, text = http(member, "GET", "/metrics")
+    assert status == 200, text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return None
+
+
+def wait_watchers(member, n, timeout=30.0):
+    """Wait until the member has registered `n` watchers: a client started in another process
+    or thread has its watch in place only some time after it was started."""
+    deadline = time.monotonic() + timeout
+    while (got := metric(member, "etcd_debugging_store_watchers")) != n:
+        assert time.monotonic() < deadline, f"{got} watchers on {member.name}, not {n}, after {timeout}s"
+        time.sleep(0.02)
+
+
 def etcdctl(member, *args, check=True):
     env = dict(os.environ, ETCDCTL_API="2")
     proc = subprocess.run(["etcdctl", "--endpoints", member.url, *args], env=env,
@@ -154,7 +173,7 @@ def test_etcdctl_watch_and_after_index(single):
     watcher = subprocess.Popen(["etcdctl", "--endpoints", m.url, "watch", "/w"], env=env,
                                stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        wait_watchers(m, 1)
         http(m, "PUT", "/v2/keys/w", "value=three")
         assert watcher.communicate(timeout=10)[0] == "three\n"
     finally:
@@ -172,7 +191,7 @@ def test_etcdctl_exec_watch(single, tmp_path):
                              "sh", "-c", f'echo "$ETCD_WATCH_ACTION $ETCD_WATCH_KEY $ETCD_WATCH_VALUE" >> {out}'],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(0.5)
+        wait_watchers(m, 1)
         http(m, "PUT", "/v2/keys/ew/a", "value=1")
         http(m, "PUT", "/v2/keys/ew/b", "value=2")
         deadline = time.monotonic() + 10
@@ -206,7 +225,7 @@ def test_python_etcd_client(single):
 
     t = threading.Thread(target=wait)
     t.start()
-    time.sleep(0.3)
+    wait_watchers(single, 1)
     c.write("/py/a", "4")
     t.join(10)
     assert result["ev"].value == "4"
@@ -431,7 +450,7 @@ def test_thousands_of_watchers_and_clients_that_vanish(single):
             assert s.recv(4096).startswith(b"HTTP/1.1 200")
         for s in socks[: n // 2]:
             s.close()
-        time.sleep(0.5)
+        wait_watchers(m, n // 2)
         status, _, _ = http(m, "PUT", "/v2/keys/crowd", "value=everyone")
         assert status == 201
         sel = selectors.DefaultSelector()
@@ -453,7 +472,5 @@ def test_thousands_of_watchers_and_clients_that_vanish(single):
         for s in socks:
             s.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    time.sleep(0.5)
-    _, _, text = http(m, "GET", "/metrics")
-    assert "etcd_debugging_store_watchers 0" in text
+    wait_watchers(m, 0)
     assert http(m, "PUT", "/v2/keys/after", "value=1")[0] == 201
