@@ -200,8 +200,11 @@ def test_kill_leader_under_load_elects_quickly_and_loses_nothing(daemons, build_
           f"{acked_before} writes acknowledged before the kill")
     assert new != old and new_term > old_term
     # A follower times out within [E, 2E) of its last heartbeat, then needs one pre-vote and
-    # one vote round trip on loopback.
-    assert elected_after < 2 * ELECTION_TIMEOUT, (
+    # one vote round trip on loopback; the test sees it through its STATUS probes. With a
+    # randomized timeout near 2E, those round trips and probes (ASan, a busy machine) can take
+    # it past 2E, so the bound is 3E: still short of what a cluster needing several election
+    # rounds (split votes, refused pre-votes, no randomization) takes.
+    assert elected_after < 3 * ELECTION_TIMEOUT, (
         f"new leader after {elected_after:.3f}s, election timeout {ELECTION_TIMEOUT}s")
 
     # The old leader is dead by now: whatever is acknowledged from here on, the new one did.
