@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from keelharness import unused_subnet
 
 PODMAN = shutil.which("podman")
 pytestmark = [
@@ -194,7 +195,7 @@ def pm(podman):
         podman("pod", "rm", "-f", "-t", "0", pod, check=False)
 
 
-def wait_for(fn, timeout=20.0, what="condition"):
+def wait_for(fn, timeout=60.0, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
         v = fn()
@@ -238,7 +239,11 @@ def test_podman_detached_exec_logs_stop_rm(pm):
     assert p.stdout.split() == ["bar", "/tmp", "1000", "1000"]
     p = pm("exec", cid, "no-such-command", check=False)
     assert p.returncode == 127 and "executable file not found" in p.stderr
-    assert pm.runtime_logs(), "keel-run's --log file should hold the exec failure"
+    # podman reports keel-run's own words. (It gives keel-run a --log file in the exec
+    # session's directory, which its cleanup removes at a time of its choosing - often before
+    # `podman exec` returns - so the file is not looked for; whatever log lines are there
+    # must be keel-run's JSON. test_run.py checks that format directly.)
+    assert "keel-run: exec failed" in p.stderr, p.stderr
     for line in pm.runtime_logs():
         assert set(json.loads(line)) == {"level", "msg", "time"}
     # A detached exec keeps running in the container after podman returns.
@@ -248,7 +253,8 @@ def test_podman_detached_exec_logs_stop_rm(pm):
     pm("stop", "-t", "10", cid)
     st = pm.inspect(cid)["State"]
     assert st["Status"] == "exited" and st["ExitCode"] == 0
-    assert "bye" in pm("logs", cid).stdout
+    # conmon may still be copying the container's last output to the log
+    wait_for(lambda: "bye" in pm("logs", cid).stdout, what="the trap's output in the log")
     pm("rm", cid)
     assert pm("ps", "-aq").stdout == ""
 
@@ -333,7 +339,7 @@ def test_podman_run_it_and_exec_it(pm):
 
 def test_podman_bridge_network(pm):
     net = f"keelnet{os.getpid() % 200}"
-    subnet = f"10.213.{os.getpid() % 200}.0/24"
+    subnet = f"{unused_subnet('10.213')}.0/24"
     pm.networks.append(net)
     pm("network", "create", "--subnet", subnet, net)
     pm.bridges.append(json.loads(pm("network", "inspect", net).stdout)[0]["network_interface"])

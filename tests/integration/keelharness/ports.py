@@ -11,7 +11,9 @@ asking in quick succession could otherwise collide.  Every issued port is
 therefore remembered and never issued again by this process.
 """
 
+import random
 import socket
+import subprocess
 import threading
 
 _issued: set[int] = set()
@@ -39,3 +41,16 @@ def _unused_port(host: str) -> int:
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def unused_subnet(prefix: str) -> str:
+    """The "a.b.c" of a /24 under prefix "a.b" that no address or route of the root namespace
+    uses yet, picked at random, for tests that make bridges there: other test runs on the
+    same machine make bridges of their own, and two bridges with one subnet (and the veth
+    names derived from its addresses) would collide."""
+    used = subprocess.run(["ip", "-4", "route", "show", "table", "all"], capture_output=True,
+                          text=True, check=True).stdout
+    used += subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True, check=True).stdout
+    third = [n for n in range(1, 255) if f" {prefix}.{n}." not in " " + used.replace("/", " ")]
+    assert third, f"every {prefix}.N.0/24 is in use"
+    return f"{prefix}.{random.choice(third)}"
