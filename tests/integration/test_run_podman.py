@@ -349,7 +349,7 @@ def test_podman_bridge_network(pm):
         ip = pm.inspect(server)["NetworkSettings"]["Networks"][net]["IPAddress"]
         assert ip.startswith(subnet.rsplit(".", 2)[0])
         p = pm("run", "--rm", "--network", net, IMAGE, "sh", "-c",
-               f"ip -4 addr show eth0; for i in 1 2 3 4 5 6 7 8 9 10; do "
+               f"ip -4 addr show eth0; for i in $(seq 100); do "
                f"wget -qO- http://{ip}:8080/index.html && exit 0; sleep 0.2; done; exit 1")
         assert "served by keel" in p.stdout
         assert subnet.rsplit(".", 2)[0] in p.stdout
@@ -369,7 +369,7 @@ def test_podman_pod_shares_the_network_namespace(pm):
     assert ns_a == ns_b and ns_a.startswith("net:")
     assert pm("exec", a, "ip", "link").stdout == pm("exec", b, "ip", "link").stdout
     # b reaches a's listening port on the shared loopback.
-    p = pm("exec", b, "sh", "-c", "for i in 1 2 3 4 5 6 7 8 9 10; do "
+    p = pm("exec", b, "sh", "-c", "for i in $(seq 100); do "
            "nc 127.0.0.1 7777 </dev/null && exit 0; sleep 0.2; done; exit 1")
     assert "from-a" in p.stdout
     # Each still has its own pid namespace and root.
