@@ -116,10 +116,14 @@ graphroot = "{base}/graph"
         return json.loads(self("inspect", cid).stdout)[0]
 
     def runtime_logs(self) -> list[str]:
-        """Every line keel-run wrote to the --log files podman gave it."""
+        """Every line keel-run wrote to the --log files podman gave it (that are still there:
+        podman's cleanup removes an exec session's directory, and its log, in the background)."""
         lines = []
         for log in self.base.rglob("oci-log"):
-            lines += log.read_text(errors="replace").splitlines()
+            try:
+                lines += log.read_text(errors="replace").splitlines()
+            except FileNotFoundError:
+                pass
         return lines
 
     def cleanup(self):
