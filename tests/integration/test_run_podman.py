@@ -119,11 +119,12 @@ graphroot = "{base}/graph"
         """Every line keel-run wrote to the --log files podman gave it (that are still there:
         podman's cleanup removes an exec session's directory, and its log, in the background)."""
         lines = []
-        for log in self.base.rglob("oci-log"):
-            try:
-                lines += log.read_text(errors="replace").splitlines()
-            except FileNotFoundError:
-                pass
+        for top, _, files in os.walk(self.base):  # (os.walk skips directories that vanish)
+            if "oci-log" in files:
+                try:
+                    lines += Path(top, "oci-log").read_text(errors="replace").splitlines()
+                except FileNotFoundError:
+                    pass
         return lines
 
     def cleanup(self):
