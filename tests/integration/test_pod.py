@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from keelharness import unused_subnet
+from keelharness import machine_lock, unused_subnet
 from keelharness.oci import OciLayout, digest, tar_bytes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root")
@@ -118,8 +118,17 @@ def leftovers(pods, name):
     return found
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_run_at_a_time():
+    """keel-pod's cgroups live under one /keel-pod parent per machine, named after the pods,
+    and the tests check that parent: another test run's pods (other worktrees on this
+    machine) must not be there meanwhile."""
+    with machine_lock("keel-pod"):
+        yield
+
+
 @pytest.fixture(scope="module")
-def store(build_dir, tmp_path_factory):
+def store(one_run_at_a_time, build_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("podimages")
     lay = OciLayout(root / "layout")
     layer = busybox_image_tar()

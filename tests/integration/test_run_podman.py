@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from keelharness import unused_subnet
+from keelharness import machine_lock, unused_subnet
 
 PODMAN = shutil.which("podman")
 pytestmark = [
@@ -142,8 +142,17 @@ graphroot = "{base}/graph"
                 subprocess.run(["umount", "-l", target], check=False)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_run_at_a_time():
+    """podman's cgroups live under one libpod_parent per machine, and the tests check that
+    nothing new is left there: another test run's containers (other worktrees on this
+    machine) must not be there meanwhile."""
+    with machine_lock("podman"):
+        yield
+
+
 @pytest.fixture(scope="module")
-def podman(build_dir):
+def podman(one_run_at_a_time, build_dir):
     base = Path(tempfile.mkdtemp(prefix="keelpodman-"))
     base.chmod(0o755)
     chains_before = iptables_chains()
