@@ -40,7 +40,7 @@ while True:
         n += 1
         send("RELOADING=1")
         print(f"reloaded {n}", flush=True)
-        time.sleep(0.5)
+        time.sleep(1.5)  # the test must see the reloading state in between, on a busy machine too
         send("READY=1")
     if pings > 0:
         send("WATCHDOG=1")

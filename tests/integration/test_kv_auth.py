@@ -193,7 +193,7 @@ def start_members(daemons, build_dir, tmp_path, members, run, extra=()):
         wait_healthy(m, timeout=30)
 
 
-def until(check, timeout=10.0):
+def until(check, timeout=30.0):
     deadline = time.monotonic() + timeout
     while True:
         got = check()

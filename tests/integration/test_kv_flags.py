@@ -86,7 +86,7 @@ def test_max_wals_deletes_old_segments_and_zero_keeps_all(daemons, build_dir, tm
 
 def healthy(url):
     try:
-        with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+        with urllib.request.urlopen(f"{url}/health", timeout=10) as resp:
             return resp.status == 200
     except (OSError, urllib.error.HTTPError):
         return False

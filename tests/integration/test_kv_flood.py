@@ -120,8 +120,14 @@ def test_connection_flood_leaves_the_member_serving_and_leaks_nothing(
             "prlimit did not apply to keel-kv's own process"
     kept = KeepAlive(leader.client_port)
     assert kept.put("/flood/kept", "before") in (200, 201)
-    time.sleep(0.5)  # let the peers' connections settle before taking the baseline
-    baseline = fd_count(pid)
+    # The baseline once the peers' connections have settled: the same count for a second.
+    deadline = time.monotonic() + 30
+    counts = [fd_count(pid)]
+    while len(counts) < 5 or len(set(counts[-5:])) > 1:
+        assert time.monotonic() < deadline, f"descriptor count never settled: {counts}"
+        time.sleep(0.25)
+        counts.append(fd_count(pid))
+    baseline = counts[-1]
     snaps_before = snapshots(leader)
 
     flood = []

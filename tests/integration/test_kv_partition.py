@@ -46,19 +46,22 @@ def test_isolated_leader_steps_aside_and_rejoins_with_nothing_lost(daemons, test
         return h.call(lambda: http(f"http://{h.addr}:{CLIENT}{path}", method, data, timeout))
 
     def leader_name(h):
-        status, body = call(h, "/v2/members/leader", timeout=2)
+        status, body = call(h, "/v2/members/leader", timeout=10)
         return json.loads(body)["name"] if status == 200 else None
 
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not all(call(h, "/health", timeout=2)[0] == 200 for h in hosts):
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not all(call(h, "/health", timeout=10)[0] == 200 for h in hosts):
         time.sleep(0.1)
-    old = next(h for h in hosts if names[h.index] == leader_name(hosts[0]))
+    while (name := leader_name(hosts[0])) is None:
+        assert time.monotonic() < deadline, "no leader"
+        time.sleep(0.1)
+    old = next(h for h in hosts if names[h.index] == name)
     for i in range(10):
         assert call(old, f"/v2/keys/k{i}", "PUT", f"value=v{i}")[0] in (200, 201)
 
     hosts.isolate(old)
     rest = [h for h in hosts if h is not old]
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     new = None
     while time.monotonic() < deadline and new is None:
         name = leader_name(rest[0])
@@ -75,7 +78,7 @@ def test_isolated_leader_steps_aside_and_rejoins_with_nothing_lost(daemons, test
     assert status == 500 and json.loads(body)["errorCode"] == 300, body
 
     hosts.heal_all()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status, body = call(old, "/v2/keys/after")
         if status == 200:

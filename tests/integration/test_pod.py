@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from keelharness import machine_lock, unused_subnet
 from keelharness.oci import OciLayout, digest, tar_bytes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root")
@@ -119,8 +120,17 @@ def leftovers(pods, name):
     return found
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_run_at_a_time():
+    """keel-pod's cgroups live under one /keel-pod parent per machine, named after the pods,
+    and the tests check that parent: another test run's pods (other worktrees on this
+    machine) must not be there meanwhile."""
+    with machine_lock("keel-pod"):
+        yield
+
+
 @pytest.fixture(scope="module")
-def store(build_dir, tmp_path_factory):
+def store(one_run_at_a_time, build_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("podimages")
     lay = OciLayout(root / "layout")
     layer = busybox_image_tar()
@@ -379,10 +389,16 @@ def link_exists(name):
     return Path("/sys/class/net", name).exists()
 
 
+def veth_of(addr):
+    """keel-pod's host-side veth name for a pod address: kv + the address in hex."""
+    return "kv" + "".join(f"{int(x):02x}" for x in addr.split("."))
+
+
 @pytest.fixture
 def bridge(pods):
     name = f"kpt{os.getpid() % 100000}"
-    subnet = "10.231.7.0/24"
+    net = unused_subnet("10.231")
+    subnet = f"{net}.0/24"
     assert not link_exists(name)
     yield name, subnet
     pods.cleanup()
@@ -394,48 +410,51 @@ def bridge(pods):
 
 def test_bridge_pods_reach_each_other_and_rm_frees_everything(pods, bridge):
     br, subnet = bridge
+    pre = subnet.rsplit(".", 1)[0]  # a.b.c
     net = ("--net", "bridge", "--bridge", br, "--subnet", subnet)
     serve = "mkdir -p /tmp/w && echo hello-from-a > /tmp/w/i && exec httpd -f -p 8080 -h /tmp/w"
     pods.run("ba", "-d", *net, "localhost/pbox", "--exec", "sh", "-c", serve)
-    assert pods.status("ba")["ip"] == "10.231.7.2"
-    assert link_exists(br) and link_exists("kv0ae70702")
-    assert Path(f"/sys/class/net/kv0ae70702/master").resolve().name == br
-    fetch = ("for i in $(seq 100); do wget -qO- http://10.231.7.2:8080/i && break; sleep 0.2; done; "
-             "ping -c1 -W10 10.231.7.1 >/dev/null && echo gw-ok; ip -4 addr show eth0; ip route; "
+    assert pods.status("ba")["ip"] == f"{pre}.2"
+    assert link_exists(br) and link_exists(veth_of(f"{pre}.2"))
+    assert Path(f"/sys/class/net/{veth_of(pre + '.2')}/master").resolve().name == br
+    fetch = (f"for i in $(seq 100); do wget -qO- http://{pre}.2:8080/i && break; sleep 0.2; done; "
+             f"ping -c1 -W10 {pre}.1 >/dev/null && echo gw-ok; ip -4 addr show eth0; ip route; "
              "ip link show lo; cat /etc/hosts")
     pods.run("bb", *net, "--hostname", "bbhost", "localhost/pbox", "--user", "0", "--exec", "sh", "-c", fetch)
     out = pods.logs("bb", "pbox")
     assert "hello-from-a" in out and "gw-ok" in out, out
-    assert "inet 10.231.7.3/24" in out and "default via 10.231.7.1 dev eth0" in out, out
+    assert f"inet {pre}.3/24" in out and f"default via {pre}.1 dev eth0" in out, out
     assert "UP" in out.split("lo:")[1].split("\n")[0], out
-    assert "10.231.7.3\tbbhost" in out
-    assert (pods.root / ".net" / br / "10.231.7.3").exists()
+    assert f"{pre}.3\tbbhost" in out
+    assert (pods.root / ".net" / br / f"{pre}.3").exists()
     pods("rm", "bb")
-    assert not link_exists("kv0ae70703") and not (pods.root / ".net" / br / "10.231.7.3").exists()
+    assert not link_exists(veth_of(f"{pre}.3")) and not (pods.root / ".net" / br / f"{pre}.3").exists()
     assert link_exists(br)  # ba still uses it
     # The freed address is handed out again.
     pods.run("bc", "-d", *net, "localhost/pbox", "--exec", "sleep", "1000")
-    assert pods.status("bc")["ip"] == "10.231.7.3"
+    assert pods.status("bc")["ip"] == f"{pre}.3"
     pods("rm", "--force", "bc")
     pods("rm", "--force", "ba")
-    assert not link_exists("kv0ae70702") and not link_exists(br)
+    assert not link_exists(veth_of(f"{pre}.2")) and not link_exists(br)
     assert not (pods.root / ".net" / br).exists()
 
 
 def test_bridge_failure_after_network_setup_leaves_nothing(pods, bridge):
     br, subnet = bridge
+    pre = subnet.rsplit(".", 1)[0]
     p = pods.run("bf", "--net", "bridge", "--bridge", br, "--subnet", subnet, "localhost/pbox",
                  "--exec", "/nonexistent", check=False)
     assert p.returncode == 1 and "nonexistent" in p.stderr
     assert leftovers(pods, "bf") == []
-    assert not link_exists("kv0ae70702") and not link_exists(br)
+    assert not link_exists(veth_of(f"{pre}.2")) and not link_exists(br)
 
 
 def test_bridge_that_exists_bare_is_configured(pods, bridge):
     br, subnet = bridge
+    pre = subnet.rsplit(".", 1)[0]
     subprocess.run(["ip", "link", "add", "name", br, "type", "bridge"], check=True)
     pods.run("bd", "--net", "bridge", "--bridge", br, "--subnet", subnet, "localhost/pbox", "--user", "0",
-             "--exec", "sh", "-c", "ping -c1 -W10 10.231.7.1 >/dev/null && echo gw-ok")
+             "--exec", "sh", "-c", f"ping -c1 -W10 {pre}.1 >/dev/null && echo gw-ok")
     assert "gw-ok" in pods.logs("bd", "pbox")
     pods("rm", "bd")
     assert not link_exists(br)

@@ -89,7 +89,7 @@ class Daemon:
                 env={**os.environ, **self.env}, cwd=self.cwd, start_new_session=True)
         return self
 
-    def wait_ready(self, timeout: float = 10.0) -> "Daemon":
+    def wait_ready(self, timeout: float = 30.0) -> "Daemon":
         """Return once the readiness check passes; DaemonError if it dies or times out."""
         deadline = time.monotonic() + timeout
         while True:
@@ -225,7 +225,7 @@ class Daemons:
         self.log_dir = Path(log_dir)
         self._by_name: dict[str, Daemon] = {}
 
-    def start(self, name: str, argv, *, timeout: float = 10.0, **options) -> Daemon:
+    def start(self, name: str, argv, *, timeout: float = 30.0, **options) -> Daemon:
         """Start a Daemon (options as for Daemon) and wait until it is ready."""
         if name in self._by_name:
             raise ValueError(f"a daemon named {name!r} already exists in this test")

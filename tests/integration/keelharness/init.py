@@ -199,7 +199,7 @@ class KeelInit:
         p = self.call({"method": "get", "unit": unit})["props"]
         return p["ActiveState"], p["SubState"]
 
-    def wait(self, pred, timeout: float = 20.0, what: str = "condition"):
+    def wait(self, pred, timeout: float = 60.0, what: str = "condition"):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             v = pred()
@@ -208,7 +208,7 @@ class KeelInit:
             time.sleep(0.05)
         raise AssertionError(f"timed out waiting for {what}; keel-init log:\n{self.log()}")
 
-    def wait_state(self, unit: str, active: str, sub: str | None = None, timeout: float = 20.0):
+    def wait_state(self, unit: str, active: str, sub: str | None = None, timeout: float = 60.0):
         return self.wait(lambda: self.state(unit)[0] == active and (sub is None or self.state(unit)[1] == sub),
                          timeout, f"{unit} to be {active}/{sub}")
 
