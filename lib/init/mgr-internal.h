@@ -83,6 +83,8 @@ struct svc_rt {
 	int netns_fd;             /* PrivateNetwork=: the unit's namespace, when netns_made */
 	bool netns_made;
 	int accept_fd;            /* Accept=yes: the connection (-1) */
+	char *trigger_unit;       /* the timer that started this activation: $TRIGGER_UNIT & co. */
+	uint64_t trigger_real, trigger_mono; /* when it elapsed (µs) */
 };
 
 struct sock_rt {
@@ -295,6 +297,10 @@ int svc_sandbox_prepare(struct mu *mu, struct keel_spawn *sp, bool privileged, c
 void svc_sandbox_stop(struct mu *mu, bool restarting);
 /* A spawned process of the service got through execve() (Type=exec waits for this). */
 void svc_exec_succeeded(struct mu *mu, pid_t pid);
+/* A timer elapsed for this service: its commands get $TRIGGER_UNIT, $TRIGGER_TIMER_REALTIME_USEC
+ * and $TRIGGER_TIMER_MONOTONIC_USEC until the activation ends (the newest trigger wins, as
+ * systemd coalesces them). */
+void svc_set_trigger(struct mu *mu, const char *timer, uint64_t real, uint64_t mono);
 
 /* socket.c: the fds to pass to a service (LISTEN_FDS) and their names. */
 int sock_collect_fds(struct mu *svc, int *fds, int max, struct keel_buf *names);

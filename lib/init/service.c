@@ -347,6 +347,11 @@ int svc_spawn(struct mu *mu, const struct keel_exec_cmd *cmd, int slot, bool is_
 		add_env(&env, "NOTIFY_SOCKET=%s", m->notify_path);
 	if (!is_main && s->main_pid > 0)
 		add_env(&env, "MAINPID=%d", (int)s->main_pid);
+	if (s->trigger_unit) {
+		add_env(&env, "TRIGGER_UNIT=%s", s->trigger_unit);
+		add_env(&env, "TRIGGER_TIMER_REALTIME_USEC=%llu", (unsigned long long)s->trigger_real);
+		add_env(&env, "TRIGGER_TIMER_MONOTONIC_USEC=%llu", (unsigned long long)s->trigger_mono);
+	}
 	if (slot == KEEL_EXEC_STOP || slot == KEEL_EXEC_STOP_POST) {
 		add_env(&env, "SERVICE_RESULT=%s", keel_svc_result_to_string(s->result));
 		if (s->main_code) {
@@ -595,6 +600,10 @@ static void enter_dead(struct mu *mu, int f, bool allow_restart)
 	unit_cgroup_release(mu);
 	private_tmp_remove(mu);
 	svc_sandbox_stop(mu, restart);
+	if (!restart) {
+		keel_free(s->trigger_unit);
+		s->trigger_unit = NULL;
+	}
 	if (restart) {
 		set_state(mu, S_AUTO_RESTART);
 		arm(mu, sv->restart_usec ? sv->restart_usec : 1);
@@ -1313,6 +1322,20 @@ static void svc_done(struct mu *mu)
 	if (s->accept_fd >= 0)
 		close(s->accept_fd);
 	s->accept_fd = -1;
+	keel_free(s->trigger_unit);
+	s->trigger_unit = NULL;
+}
+
+void svc_set_trigger(struct mu *mu, const char *timer, uint64_t real, uint64_t mono)
+{
+	struct svc_rt *s = &mu->rt.svc;
+	char *copy = keel_strdup(timer);
+	if (!copy)
+		return; /* best effort, as systemd says of these variables */
+	keel_free(s->trigger_unit);
+	s->trigger_unit = copy;
+	s->trigger_real = real;
+	s->trigger_mono = mono;
 }
 
 static void svc_reset_failed(struct mu *mu)

@@ -193,6 +193,8 @@ static void on_elapse(struct keel_ev_timer *t)
 		return;
 	}
 	unit_log(mu, 7, "Timer elapsed, starting %s.", target->id);
+	if (target->type == KEEL_UNIT_SERVICE)
+		svc_set_trigger(target, mu->id, r->last_trigger_real, r->last_trigger_mono);
 	struct keel_err e;
 	if (job_enqueue(mu->m, target, JOB_START, true, false, NULL, &e) < 0) {
 		unit_log(mu, 4, "Failed to queue unit startup job: %s", keel_err_msg(&e));

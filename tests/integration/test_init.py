@@ -367,7 +367,8 @@ def test_timer_fires(init, tmp_path):
     t0 = time.time()
     assert k.ctl("start", "tick.timer").returncode == 0
     assert "tick.timer" in k.ctl("list-timers").stdout
-    k.wait(lambda: mark.exists(), timeout=15, what="the timer to fire")
+    # the shell creates the file before date has written to it
+    k.wait(lambda: mark.exists() and mark.read_text().strip(), timeout=15, what="the timer to fire")
     fired = times(mark)[0]
     assert fired - t0 >= 2.9
     k.wait(lambda: k.state("tick.timer") == ("active", "elapsed"), what="timer elapsed")

@@ -205,16 +205,30 @@ def test_on_calendar_fires_repeatedly(init, tmp_path):
     k = init()
     stamps = tmp_path / "stamps"
     k.unit("tick.timer", "[Timer]\nOnCalendar=*-*-* *:*:0/2\nAccuracySec=1ms\n")
-    k.unit("tick.service", f"[Service]\nType=oneshot\nExecStart=/bin/sh -c 'date +%%s >> {stamps}'\n")
+    # The time of each elapse as keel-init saw it ($TRIGGER_TIMER_REALTIME_USEC, as systemd 251+
+    # passes it), not when the shell got round to running: forking an ASan keel-init on a busy
+    # machine can take longer than a second.
+    k.unit("tick.service", "[Service]\nType=oneshot\nExecStart=/bin/sh -c "
+           f"'echo $$TRIGGER_UNIT $$TRIGGER_TIMER_REALTIME_USEC $$TRIGGER_TIMER_MONOTONIC_USEC >> {stamps}'\n")
     k.start()
     assert k.ctl("start", "tick.timer").returncode == 0
-    k.wait(lambda: stamps.exists() and len(stamps.read_text().split()) >= 3, timeout=30,
+    k.wait(lambda: stamps.exists() and len(stamps.read_text().splitlines()) >= 3, timeout=30,
            what="three firings")
-    secs = [int(x) for x in stamps.read_text().split()]
+    lines = [ln.split() for ln in stamps.read_text().splitlines()[:3]]
+    assert all(len(f) == 3 and f[0] == "tick.timer" for f in lines), lines
+    secs = [int(f[1]) // 1_000_000 for f in lines]
+    monos = [int(f[2]) for f in lines]
+    assert monos == sorted(set(monos)) and all(m > 0 for m in monos), monos
     # on even seconds only, and each firing in a later slot
     assert all(s % 2 == 0 for s in secs), secs
     assert secs == sorted(set(secs)), secs
     assert k.state("tick.timer") == ("active", "waiting")
+    # a start that no timer caused gets no $TRIGGER_* (what the last elapse set is gone)
+    assert k.ctl("stop", "tick.timer").returncode == 0
+    k.wait(lambda: k.state("tick.service")[0] == "inactive" and k.prop("tick.service", "Job") == "0",
+           what="tick.service to finish, with no start job left from the timer")
+    assert k.ctl("start", "tick.service").returncode == 0
+    assert stamps.read_text().splitlines()[-1].strip() == ""
 
 
 def test_reload_with_exec_reload_and_notify_reloading(init, tmp_path):
