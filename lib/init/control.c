@@ -85,6 +85,10 @@ static void client_send(struct client *c, struct keel_buf *b)
 {
 	if (c->closed)
 		return;
+	/* What keel-init logged before this answer (a job's "Finished ...", "... being skipped")
+	 * is readable once the client has the answer: `keelctl start X && keelctl journal -u X`
+	 * must not race the batch that the loop would only write before it sleeps. */
+	keel_logsink_flush(&c->m->sink);
 	if (c->out.len + b->len > OUT_MAX) {
 		keel_logf(KEEL_LOG_WARN, "control client too slow, disconnecting");
 		client_close(c);

@@ -97,9 +97,9 @@ int keel__pod_rmtree(const char *path);
 int keel__pod_mkroot(const char *root, struct keel_err *err);
 /* flock() <dir>/lock (created when missing); the fd, or -errno. */
 int keel__pod_lock_dir(const char *dir, bool exclusive, struct keel_err *err);
-/* flock() <root>/.cgroup.lock: held while a pod makes its cgroups and while one removes the
- * shared /keel-pod parent. */
-int keel__pod_cgroup_lock(const char *root, struct keel_err *err);
+/* flock() /run/lock/keel-pod-cgroup.lock (one for every --root): held while a pod makes its
+ * cgroups and while one removes the shared /keel-pod parent. */
+int keel__pod_cgroup_lock(struct keel_err *err);
 /* Remove everything of a pod that exists (see keel_pod_rm); takes the pod's lock. */
 int keel__pod_destroy(const char *root, const char *image_root, const char *name, struct keel_err *err);
 

@@ -874,7 +874,7 @@ int keel_pod_run(const struct keel_pod_opts *o, char *ret_name, int *ret_status,
 	for (size_t i = 0; i < o->n_apps; i++)
 		if ((r = prepare_app(&p, store, &apps[i], i, err)) < 0)
 			goto out;
-	int cglock = keel__pod_cgroup_lock(root, err);
+	int cglock = keel__pod_cgroup_lock(err);
 	if (cglock < 0) {
 		r = cglock;
 		goto out;

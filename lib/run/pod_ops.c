@@ -70,11 +70,15 @@ int keel__pod_lock_dir(const char *dir, bool exclusive, struct keel_err *err)
 	return fd;
 }
 
-int keel__pod_cgroup_lock(const char *root, struct keel_err *err)
+int keel__pod_cgroup_lock(struct keel_err *err)
 {
-	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/.cgroup.lock", root);
+	/* One lock for the machine, not one per --root: the /keel-pod parent is shared by the pods
+	 * of every root, and a pod of one root must not see it removed between its mkdirs by the
+	 * last pod of another. */
+	static const char path[] = "/run/lock/keel-pod-cgroup.lock";
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ENOENT && mkdir("/run/lock", 01777) == 0) /* FHS; Debian has it */
+		fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return keel_err_errno(err, -errno, "opening %s", path);
 	while (flock(fd, LOCK_EX) < 0)
@@ -466,7 +470,7 @@ int keel__pod_destroy(const char *root, const char *image_root, const char *name
 			first = keel_err_set(err, r, "%s", keel_err_msg(&e2));
 		/* The shared /keel-pod parent goes with the last pod, whichever pod made it; pods
 		 * create their cgroups under the same lock, so none is between mkdirs now. */
-		int cglock = keel__pod_cgroup_lock(root ? root : KEEL_POD_DEFAULT_ROOT, &ignored);
+		int cglock = keel__pod_cgroup_lock(&ignored);
 		for (size_t k = 0; cglock >= 0 && dirs && dirs[k]; k++) {
 			char parent[PATH_MAX];
 			snprintf(parent, sizeof(parent), "%s", dirs[k]);

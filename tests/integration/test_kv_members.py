@@ -21,9 +21,17 @@ def member_argv(build_dir, tmp_path, m, initial, *extra, peer_url=None):
             "--initial-cluster", initial, *extra] + FAST
 
 
-def leader_of(members):
-    name = json.loads(http(members[0], "GET", "/v2/members/leader")[2])["name"]
-    return next(m for m in members if m.name == name)
+def leader_of(members, timeout=15.0):
+    """The member members[0] names as leader; asked again while it knows none (an election
+    after a stop, or a spurious one on a busy machine with the 200 ms election timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, body = http(members[0], "GET", "/v2/members/leader")
+        if status == 200:
+            name = json.loads(body)["name"]
+            return next(m for m in members if m.name == name)
+        assert time.monotonic() < deadline, (status, body)
+        time.sleep(0.1)
 
 
 def members_by_name(m):

@@ -115,11 +115,16 @@ def test_isolated_follower_serves_soon_after_a_long_partition_heals(daemons, tes
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline and not all(call(h, "/health", timeout=2)[0] == 200 for h in hosts):
         time.sleep(0.1)
-    status, body = call(hosts[0], "/v2/members/leader", timeout=2)
-    assert status == 200, body
-    leader = json.loads(body)["name"]
+    deadline = time.monotonic() + 15
+    while (status := (answer := call(hosts[0], "/v2/members/leader", timeout=2))[0]) != 200:
+        assert time.monotonic() < deadline, answer  # no leader known for 15 s
+        time.sleep(0.1)
+    leader = json.loads(answer[1])["name"]
     follower = next(h for h in hosts if names[h.index] != leader)
-    assert call(follower, "/v2/keys/k", "PUT", "value=1")[0] in (200, 201)
+    deadline = time.monotonic() + 15  # (writing the same value again is harmless)
+    while (answer := call(follower, "/v2/keys/k", "PUT", "value=1"))[0] not in (200, 201):
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.1)
 
     hosts.isolate(follower)
     rest = [h for h in hosts if h is not follower]

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from keelharness import machine_lock, unused_subnet
+from keelharness import machine_lock
 from keelharness.oci import OciLayout, digest, tar_bytes
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="pods need root")
@@ -354,7 +354,20 @@ def test_net_host_shares_the_hosts_network_namespace_and_none_does_not(pods):
     pods("rm", "ph")
     pods("rm", "pn")
     # ph made the shared /keel-pod parent, pn still used it when ph went: it goes with pn.
-    assert not (CGROUP_ROOT / "memory" / "keel-pod").exists() or not (CGROUP_ROOT / "memory").is_dir()
+    # (Unless pods of another --root use it: another checkout's tests running beside these
+    # ones. It may stay then, holding their pods, never empty for long.)
+    parent = CGROUP_ROOT / "memory" / "keel-pod"
+
+    def empty():
+        try:
+            return not any(p.is_dir() for p in parent.iterdir())
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while empty():
+        assert time.monotonic() < deadline, f"{parent} left behind empty"
+        time.sleep(0.1)
 
 
 def test_keel_run_dispatches_image_and_pod(build_dir, store, pods):
@@ -389,16 +402,27 @@ def link_exists(name):
     return Path("/sys/class/net", name).exists()
 
 
-def veth_of(addr):
-    """keel-pod's host-side veth name for a pod address: kv + the address in hex."""
-    return "kv" + "".join(f"{int(x):02x}" for x in addr.split("."))
+# Networks of this test run's own: other test trees on the machine (other checkouts running
+# their tests at the same time) make bridges, veths and addresses in the same host namespace,
+# and keel-pod names a pod's host veth after its address. Unique per pid modulo 16000.
+_NET_TAG = os.getpid() % 16000
+POD_NET = f"10.{160 + _NET_TAG // 256}.{_NET_TAG % 256}"  # the bridge fixture's /24 (10.160-222.x)
+CLIENT_NET = f"10.{224 + _NET_TAG // 1024}.{_NET_TAG // 4 % 256}.{_NET_TAG % 4 * 4}"  # client_netns' /30
+
+
+def pod_ip(host):
+    return f"{POD_NET}.{host}"
+
+
+def pod_veth(host):
+    """keel-pod's host end of the veth of the pod at pod_ip(host): kv + the address in hex."""
+    return "kv" + "".join(f"{int(o):02x}" for o in pod_ip(host).split("."))
 
 
 @pytest.fixture
 def bridge(pods):
     name = f"kpt{os.getpid() % 100000}"
-    net = unused_subnet("10.231")
-    subnet = f"{net}.0/24"
+    subnet = f"{POD_NET}.0/24"
     assert not link_exists(name)
     yield name, subnet
     pods.cleanup()
@@ -410,51 +434,48 @@ def bridge(pods):
 
 def test_bridge_pods_reach_each_other_and_rm_frees_everything(pods, bridge):
     br, subnet = bridge
-    pre = subnet.rsplit(".", 1)[0]  # a.b.c
     net = ("--net", "bridge", "--bridge", br, "--subnet", subnet)
     serve = "mkdir -p /tmp/w && echo hello-from-a > /tmp/w/i && exec httpd -f -p 8080 -h /tmp/w"
     pods.run("ba", "-d", *net, "localhost/pbox", "--exec", "sh", "-c", serve)
-    assert pods.status("ba")["ip"] == f"{pre}.2"
-    assert link_exists(br) and link_exists(veth_of(f"{pre}.2"))
-    assert Path(f"/sys/class/net/{veth_of(pre + '.2')}/master").resolve().name == br
-    fetch = (f"for i in $(seq 100); do wget -qO- http://{pre}.2:8080/i && break; sleep 0.2; done; "
-             f"ping -c1 -W10 {pre}.1 >/dev/null && echo gw-ok; ip -4 addr show eth0; ip route; "
+    assert pods.status("ba")["ip"] == pod_ip(2)
+    assert link_exists(br) and link_exists(pod_veth(2))
+    assert Path(f"/sys/class/net/{pod_veth(2)}/master").resolve().name == br
+    fetch = (f"for i in $(seq 100); do wget -qO- http://{pod_ip(2)}:8080/i && break; sleep 0.2; done; "
+             f"ping -c1 -W10 {pod_ip(1)} >/dev/null && echo gw-ok; ip -4 addr show eth0; ip route; "
              "ip link show lo; cat /etc/hosts")
     pods.run("bb", *net, "--hostname", "bbhost", "localhost/pbox", "--user", "0", "--exec", "sh", "-c", fetch)
     out = pods.logs("bb", "pbox")
     assert "hello-from-a" in out and "gw-ok" in out, out
-    assert f"inet {pre}.3/24" in out and f"default via {pre}.1 dev eth0" in out, out
+    assert f"inet {pod_ip(3)}/24" in out and f"default via {pod_ip(1)} dev eth0" in out, out
     assert "UP" in out.split("lo:")[1].split("\n")[0], out
-    assert f"{pre}.3\tbbhost" in out
-    assert (pods.root / ".net" / br / f"{pre}.3").exists()
+    assert f"{pod_ip(3)}\tbbhost" in out
+    assert (pods.root / ".net" / br / pod_ip(3)).exists()
     pods("rm", "bb")
-    assert not link_exists(veth_of(f"{pre}.3")) and not (pods.root / ".net" / br / f"{pre}.3").exists()
+    assert not link_exists(pod_veth(3)) and not (pods.root / ".net" / br / pod_ip(3)).exists()
     assert link_exists(br)  # ba still uses it
     # The freed address is handed out again.
     pods.run("bc", "-d", *net, "localhost/pbox", "--exec", "sleep", "1000")
-    assert pods.status("bc")["ip"] == f"{pre}.3"
+    assert pods.status("bc")["ip"] == pod_ip(3)
     pods("rm", "--force", "bc")
     pods("rm", "--force", "ba")
-    assert not link_exists(veth_of(f"{pre}.2")) and not link_exists(br)
+    assert not link_exists(pod_veth(2)) and not link_exists(br)
     assert not (pods.root / ".net" / br).exists()
 
 
 def test_bridge_failure_after_network_setup_leaves_nothing(pods, bridge):
     br, subnet = bridge
-    pre = subnet.rsplit(".", 1)[0]
     p = pods.run("bf", "--net", "bridge", "--bridge", br, "--subnet", subnet, "localhost/pbox",
                  "--exec", "/nonexistent", check=False)
     assert p.returncode == 1 and "nonexistent" in p.stderr
     assert leftovers(pods, "bf") == []
-    assert not link_exists(veth_of(f"{pre}.2")) and not link_exists(br)
+    assert not link_exists(pod_veth(2)) and not link_exists(br)
 
 
 def test_bridge_that_exists_bare_is_configured(pods, bridge):
     br, subnet = bridge
-    pre = subnet.rsplit(".", 1)[0]
     subprocess.run(["ip", "link", "add", "name", br, "type", "bridge"], check=True)
     pods.run("bd", "--net", "bridge", "--bridge", br, "--subnet", subnet, "localhost/pbox", "--user", "0",
-             "--exec", "sh", "-c", f"ping -c1 -W10 {pre}.1 >/dev/null && echo gw-ok")
+             "--exec", "sh", "-c", f"ping -c1 -W10 {pod_ip(1)} >/dev/null && echo gw-ok")
     assert "gw-ok" in pods.logs("bd", "pbox")
     pods("rm", "bd")
     assert not link_exists(br)
@@ -620,21 +641,23 @@ def fetch(url, timeout=30):
 
 @pytest.fixture
 def client_netns():
-    """A network namespace of the test's own, linked to the host by a veth pair (10.231.8.0/30)."""
+    """A network namespace of the test's own, linked to the host by a veth pair (CLIENT_NET/30)."""
     tag = os.getpid() % 100000
+    a, b, c, d = map(int, CLIENT_NET.split("."))
+    host_addr, ns_addr = f"{a}.{b}.{c}.{d + 1}", f"{a}.{b}.{c}.{d + 2}"
     ns, host_end, ns_end = f"kpc{tag}", f"kpch{tag}", f"kpcn{tag}"
     cmds = [["ip", "netns", "add", ns],
             ["ip", "link", "add", host_end, "type", "veth", "peer", "name", ns_end],
             ["ip", "link", "set", ns_end, "netns", ns],
-            ["ip", "addr", "add", "10.231.8.1/30", "dev", host_end],
+            ["ip", "addr", "add", f"{host_addr}/30", "dev", host_end],
             ["ip", "link", "set", host_end, "up"],
-            ["ip", "-n", ns, "addr", "add", "10.231.8.2/30", "dev", ns_end],
+            ["ip", "-n", ns, "addr", "add", f"{ns_addr}/30", "dev", ns_end],
             ["ip", "-n", ns, "link", "set", ns_end, "up"],
             ["ip", "-n", ns, "link", "set", "lo", "up"]]
     try:
         for c in cmds:
             subprocess.run(c, check=True, capture_output=True)
-        yield ns, "10.231.8.1"
+        yield ns, host_addr
     finally:
         subprocess.run(["ip", "link", "del", host_end], capture_output=True)
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
@@ -702,7 +725,7 @@ def test_publish_reaches_the_pod_from_localhost_and_another_netns(pods, bridge, 
     finally:
         pods.cleanup()
     # keel's table goes with its last port (unless pods of other roots still publish some).
-    assert nft_publish() is None or all(e[1]["concat"][0].startswith("10.231.7.") is False for e in nft_publish())
+    assert nft_publish() is None or all(e[1]["concat"][0].startswith(f"{POD_NET}.") is False for e in nft_publish())
     assert not link_exists(br)
 
 
