@@ -144,8 +144,12 @@ static int parse_secure_bits(struct keel__pctx *c, struct keel_exec_sandbox *sb,
 	return 0;
 }
 
-/* ReadOnlyPaths=, ReadWritePaths=, InaccessiblePaths=: words, each with optional "-" and "+". */
-static int parse_ns_paths(struct keel__pctx *c, const char ***list, const char *v)
+/* The path-list settings: an empty value empties the list; otherwise each unquoted word, its
+ * specifiers expanded (a word that cannot be is warned about and skipped), goes to one(), which
+ * adds what it accepts to the list. Syntax errors end the value with a warning, as systemd. */
+typedef int (*path_word_fn)(struct keel__pctx *c, const char ***list, char *word);
+
+static int each_path_word(struct keel__pctx *c, const char ***list, const char *v, path_word_fn one)
 {
 	if (!*v) {
 		keel_pool_strv_clear(c->u->pool, list);
@@ -168,110 +172,64 @@ static int parse_ns_paths(struct keel__pctx *c, const char ***list, const char *
 			return r;
 		if (r > 0)
 			continue;
-		char *path = k;
-		if (*path == '-')
-			path++;
-		if (*path == '+')
-			path++;
-		if (keel__path_check(c, path, true, false) == 0)
-			r = keel_pool_strv_add(c->u->pool, list, k);
+		r = one(c, list, k);
 		keel_free(k);
 		if (r < 0)
 			return r;
 	}
+}
+
+/* ReadOnlyPaths=, ReadWritePaths=, InaccessiblePaths=: each path with optional "-" and "+". */
+static int ns_path_word(struct keel__pctx *c, const char ***list, char *k)
+{
+	char *path = k;
+	if (*path == '-')
+		path++;
+	if (*path == '+')
+		path++;
+	return keel__path_check(c, path, true, false) == 0 ? keel_pool_strv_add(c->u->pool, list, k) : 0;
 }
 
 /* TemporaryFileSystem=PATH[:OPTIONS] */
-static int parse_tmpfs(struct keel__pctx *c, const char ***list, const char *v)
+static int tmpfs_word(struct keel__pctx *c, const char ***list, char *k)
 {
-	if (!*v) {
-		keel_pool_strv_clear(c->u->pool, list);
+	char *colon = strchr(k, ':');
+	if (colon)
+		*colon = '\0';
+	if (keel__path_check(c, k, true, false) != 0)
 		return 0;
-	}
-	for (const char *p = v;;) {
-		char *word, *k;
-		int r = keel_extract_word(&p, &word, NULL, KEEL_EXTRACT_UNQUOTE);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) {
-			keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid syntax, ignoring: %s", v);
-			return 0;
-		}
-		if (r == 0)
-			return 0;
-		r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, word, PATH_MAX, &k);
-		keel_free(word);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-		char *colon = strchr(k, ':');
-		if (colon)
-			*colon = '\0';
-		if (keel__path_check(c, k, true, false) == 0) {
-			if (colon)
-				*colon = ':';
-			r = keel_pool_strv_add(c->u->pool, list, k);
-		}
-		keel_free(k);
-		if (r < 0)
-			return r;
-	}
+	if (colon)
+		*colon = ':';
+	return keel_pool_strv_add(c->u->pool, list, k);
 }
 
 /* BindPaths=/BindReadOnlyPaths= [-]SRC[:DST[:rbind|norbind]], kept as "[-]SRC:DST:OPT". */
-static int parse_bind(struct keel__pctx *c, const char ***list, const char *v)
+static int bind_word(struct keel__pctx *c, const char ***list, char *k)
 {
-	if (!*v) {
-		keel_pool_strv_clear(c->u->pool, list);
+	bool ignore = k[0] == '-';
+	char *src = k + ignore;
+	char *dst = strchr(src, ':');
+	char *opt = NULL;
+	if (dst) {
+		*dst++ = '\0';
+		opt = strchr(dst, ':');
+		if (opt)
+			*opt++ = '\0';
+	}
+	if (!dst || !*dst)
+		dst = src;
+	if (keel__path_check(c, src, true, false) != 0 || keel__path_check(c, dst, true, false) != 0)
+		return 0;
+	if (opt && *opt && strcmp(opt, "rbind") != 0 && strcmp(opt, "norbind") != 0) {
+		keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid option string, ignoring setting: %s", opt);
 		return 0;
 	}
-	for (const char *p = v;;) {
-		char *word, *k;
-		int r = keel_extract_word(&p, &word, NULL, KEEL_EXTRACT_UNQUOTE);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) {
-			keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid syntax, ignoring: %s", v);
-			return 0;
-		}
-		if (r == 0)
-			return 0;
-		r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, word, PATH_MAX, &k);
-		keel_free(word);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-		bool ignore = k[0] == '-';
-		char *src = k + ignore;
-		char *dst = strchr(src, ':');
-		char *opt = NULL;
-		if (dst) {
-			*dst++ = '\0';
-			opt = strchr(dst, ':');
-			if (opt)
-				*opt++ = '\0';
-		}
-		if (!dst || !*dst)
-			dst = src;
-		bool ok = keel__path_check(c, src, true, false) == 0 && keel__path_check(c, dst, true, false) == 0;
-		if (ok && opt && strcmp(opt, "rbind") != 0 && strcmp(opt, "norbind") != 0 && *opt) {
-			keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid option string, ignoring setting: %s", opt);
-			ok = false;
-		}
-		if (ok) {
-			struct keel_buf b = KEEL_BUF_INIT;
-			r = keel_buf_printf(&b, "%s%s:%s:%s", ignore ? "-" : "", src, dst,
-					    opt && *opt ? opt : "rbind");
-			if (r == 0)
-				r = keel_pool_strv_add(c->u->pool, list, b.data);
-			keel_buf_free(&b);
-		}
-		keel_free(k);
-		if (r < 0)
-			return r;
-	}
+	struct keel_buf b = KEEL_BUF_INIT;
+	int r = keel_buf_printf(&b, "%s%s:%s:%s", ignore ? "-" : "", src, dst, opt && *opt ? opt : "rbind");
+	if (r == 0)
+		r = keel_pool_strv_add(c->u->pool, list, b.data);
+	keel_buf_free(&b);
+	return r;
 }
 
 /* An errno name or number for SystemCallErrorNumber= and "name:ERRNO". */
@@ -520,17 +478,17 @@ int keel__parse_sandbox(struct keel__pctx *c, const char *v, void *data, int lty
 			keel__pwarn(c, KEEL_DIAG_WARNING, "Failed to parse protect home value, ignoring: %s", v);
 		return 0;
 	case KEEL__SB_READ_ONLY_PATHS:
-		return parse_ns_paths(c, &sb->read_only_paths, v);
+		return each_path_word(c, &sb->read_only_paths, v, ns_path_word);
 	case KEEL__SB_READ_WRITE_PATHS:
-		return parse_ns_paths(c, &sb->read_write_paths, v);
+		return each_path_word(c, &sb->read_write_paths, v, ns_path_word);
 	case KEEL__SB_INACCESSIBLE_PATHS:
-		return parse_ns_paths(c, &sb->inaccessible_paths, v);
+		return each_path_word(c, &sb->inaccessible_paths, v, ns_path_word);
 	case KEEL__SB_TEMPORARY_FS:
-		return parse_tmpfs(c, &sb->temporary_fs, v);
+		return each_path_word(c, &sb->temporary_fs, v, tmpfs_word);
 	case KEEL__SB_BIND_PATHS:
-		return parse_bind(c, &sb->bind_paths, v);
+		return each_path_word(c, &sb->bind_paths, v, bind_word);
 	case KEEL__SB_BIND_RO_PATHS:
-		return parse_bind(c, &sb->bind_ro_paths, v);
+		return each_path_word(c, &sb->bind_ro_paths, v, bind_word);
 	case KEEL__SB_SYSCALL_FILTER:
 		return parse_syscall_filter(c, sb, v);
 	case KEEL__SB_SYSCALL_ERRNO:
