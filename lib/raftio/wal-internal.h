@@ -31,6 +31,23 @@ enum wal_rec_type {
 #define WAL_HS_PAYLOAD 24
 #define WAL_SNAP_PAYLOAD 24
 
+/* Whether a record's body (type byte + plen payload bytes) has the shape its type says: checked
+ * before the checksum, so the scan after damage (every 8-aligned offset) turns random bytes
+ * away without hashing up to a segment's worth each time. */
+static inline bool wal_rec_shape_ok(const uint8_t *body, size_t plen)
+{
+	switch (body[0]) {
+	case WAL_REC_ENTRY:
+		return plen >= WAL_ENTRY_HEAD && plen - WAL_ENTRY_HEAD == keel_le32(body + 1 + 17);
+	case WAL_REC_HARD_STATE:
+		return plen == WAL_HS_PAYLOAD;
+	case WAL_REC_SNAPSHOT:
+		return plen == WAL_SNAP_PAYLOAD;
+	default:
+		return false;
+	}
+}
+
 /* Segment names: 16 hex digits, '-', 16 hex digits, ".wal" (37 characters). */
 #define WAL_NAME_LEN 37
 

@@ -85,23 +85,8 @@ enum wal_parse_result wal_parse(const uint8_t *p, size_t size, size_t off, struc
 	/* Shape before checksum: the scan after damage tries every 8-aligned offset, and random
 	 * bytes must be turned away without hashing up to a segment's worth each time. */
 	const uint8_t *body = p + off + WAL_FRAME;
-	uint8_t type = body[0];
 	size_t plen = len - 1;
-	bool ok;
-	switch (type) {
-	case WAL_REC_ENTRY:
-		ok = plen >= WAL_ENTRY_HEAD && plen - WAL_ENTRY_HEAD == keel_le32(body + 1 + 17);
-		break;
-	case WAL_REC_HARD_STATE:
-		ok = plen == WAL_HS_PAYLOAD;
-		break;
-	case WAL_REC_SNAPSHOT:
-		ok = plen == WAL_SNAP_PAYLOAD;
-		break;
-	default:
-		ok = false;
-	}
-	if (!ok) {
+	if (!wal_rec_shape_ok(body, plen)) {
 		*why = "record of unknown type or malformed payload";
 		return WAL_REC_BAD;
 	}
@@ -109,7 +94,7 @@ enum wal_parse_result wal_parse(const uint8_t *p, size_t size, size_t off, struc
 		*why = "record checksum mismatch";
 		return WAL_REC_BAD;
 	}
-	rec->type = type;
+	rec->type = body[0];
 	rec->payload = body + 1;
 	rec->plen = plen;
 	rec->total = WAL_ALIGN(WAL_FRAME + (size_t)len);

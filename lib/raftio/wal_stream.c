@@ -103,23 +103,9 @@ int wal_win_parse(struct wal_win *v, uint64_t off, struct wal_srec *rec, const c
 	}
 	/* Shape before checksum, as wal_parse: the scan after damage tries every 8-aligned offset. */
 	const uint8_t *body = p + WAL_FRAME;
-	uint8_t type = body[0];
+	uint8_t type = body[0]; /* body is gone once the window moves below */
 	size_t plen = len - 1;
-	bool ok;
-	switch (type) {
-	case WAL_REC_ENTRY:
-		ok = plen >= WAL_ENTRY_HEAD && plen - WAL_ENTRY_HEAD == keel_le32(body + 1 + 17);
-		break;
-	case WAL_REC_HARD_STATE:
-		ok = plen == WAL_HS_PAYLOAD;
-		break;
-	case WAL_REC_SNAPSHOT:
-		ok = plen == WAL_SNAP_PAYLOAD;
-		break;
-	default:
-		ok = false;
-	}
-	if (!ok) {
+	if (!wal_rec_shape_ok(body, plen)) {
 		*why = "record of unknown type or malformed payload";
 		return WAL_REC_BAD;
 	}
