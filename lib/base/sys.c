@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -207,4 +208,23 @@ int keel_sys_fsync_dir(const char *path)
 	int r = keel_sys_fsync(fd);
 	int c = keel_sys_close(fd);
 	return r ? r : c;
+}
+
+static int rmtree_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)ftw;
+	if (flag == FTW_DP)
+		(void)rmdir(path);
+	else
+		(void)unlink(path);
+	return 0; /* go on: what stays is reported by the caller's lstat */
+}
+
+int keel_sys_rmtree(const char *path)
+{
+	if (nftw(path, rmtree_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
+		return -errno;
+	struct stat st;
+	return lstat(path, &st) == 0 ? -ENOTEMPTY : 0;
 }

@@ -30,3 +30,7 @@ ssize_t keel_sys_pread_all(int fd, void *buf, size_t n, off_t off);
 
 /* fsync a directory, so that a rename or a new file in it survives a crash. */
 int keel_sys_fsync_dir(const char *path);
+
+/* rm -rf on one file system: never follows links, never descends into mounts. 0 when path is
+ * gone (or never was), -ENOTEMPTY when something stayed (a mount point, say), else -errno. */
+int keel_sys_rmtree(const char *path);

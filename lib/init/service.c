@@ -4,7 +4,6 @@
  * and log lines. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "base/mem.h"
+#include "base/sys.h"
 #include "base/str.h"
 #include "init/mgr-internal.h"
 #include "init/values.h"
@@ -218,23 +218,12 @@ static int private_tmp_make(struct mu *mu)
 	return s->private_tmp ? 0 : -ENOMEM;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 static void private_tmp_remove(struct mu *mu)
 {
 	struct svc_rt *s = &mu->rt.svc;
 	if (!s->private_tmp)
 		return;
-	nftw(s->private_tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	(void)keel_sys_rmtree(s->private_tmp);
 	keel_free(s->private_tmp);
 	s->private_tmp = NULL;
 }

@@ -12,6 +12,7 @@
 
 #include "base/buf.h"
 #include "base/mem.h"
+#include "base/sys.h"
 #include "init/mgr-internal.h"
 #include "init/sandbox.h"
 
@@ -136,17 +137,6 @@ int svc_sandbox_prepare(struct mu *mu, struct keel_spawn *sp, bool privileged, c
 	return 0;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 void svc_sandbox_stop(struct mu *mu, bool restarting)
 {
 	struct keel_service *sv = keel_unit_service(mu->u);
@@ -163,6 +153,6 @@ void svc_sandbox_stop(struct mu *mu, bool restarting)
 	for (size_t i = 0; sb->dirs[KEEL_DIR_RUNTIME][i]; i++) {
 		char path[PATH_MAX];
 		snprintf(path, sizeof(path), "/run/%s", sb->dirs[KEEL_DIR_RUNTIME][i]);
-		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+		(void)keel_sys_rmtree(path);
 	}
 }

@@ -5,7 +5,6 @@
  * works from what is on disk, so it also cleans up after a run that failed half way. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
@@ -26,6 +25,7 @@
 #include "base/clock.h"
 #include "base/json.h"
 #include "base/mem.h"
+#include "base/sys.h"
 #include "base/str.h"
 #include "image/image.h"
 #include "run/cgroup.h"
@@ -47,23 +47,9 @@ bool keel_pod_valid_name(const char *name)
 	return true;
 }
 
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)ftw;
-	if (flag == FTW_DP)
-		rmdir(path);
-	else
-		unlink(path);
-	return 0;
-}
-
 int keel__pod_rmtree(const char *path)
 {
-	if (nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) < 0 && errno != ENOENT)
-		return -errno;
-	struct stat st;
-	return lstat(path, &st) == 0 ? -ENOTEMPTY : 0;
+	return keel_sys_rmtree(path);
 }
 
 /* ---- reading files inside an app's rootfs (never following links out of it) ---- */

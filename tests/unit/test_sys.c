@@ -142,6 +142,36 @@ static void sys_rename_fallocate_truncate_and_dir_fsync(void **state)
 	assert_int_equal(keel_sys_fsync_dir(f->dir), -EIO);
 }
 
+/* rmtree removes a tree with files, a symlink (not followed) and nested directories; a missing
+ * path is fine. */
+static void sys_rmtree_removes_a_tree_and_never_follows_links(void **state)
+{
+	struct fixture *f = *state;
+	char tree[128], p[192], outside[128];
+	snprintf(tree, sizeof(tree), "%s/tree", f->dir);
+	snprintf(outside, sizeof(outside), "%s/outside", f->dir);
+	assert_int_equal(mkdir(outside, 0700), 0);
+	snprintf(p, sizeof(p), "%s/keep", outside);
+	close(open(p, O_CREAT | O_WRONLY, 0600));
+	assert_int_equal(mkdir(tree, 0700), 0);
+	snprintf(p, sizeof(p), "%s/a", tree);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/a/b", tree);
+	assert_int_equal(mkdir(p, 0700), 0);
+	snprintf(p, sizeof(p), "%s/a/b/file", tree);
+	close(open(p, O_CREAT | O_WRONLY, 0600));
+	snprintf(p, sizeof(p), "%s/link", tree);
+	assert_int_equal(symlink(outside, p), 0);
+
+	assert_int_equal(keel_sys_rmtree(tree), 0);
+	struct stat st;
+	assert_int_equal(lstat(tree, &st), -1);
+	snprintf(p, sizeof(p), "%s/keep", outside);
+	assert_int_equal(lstat(p, &st), 0); /* the link's target and its contents stay */
+	assert_int_equal(keel_sys_rmtree(tree), 0);
+	assert_int_equal(keel_sys_rmtree(outside), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -152,6 +182,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(sys_torn_write_puts_half_on_disk_and_fails, setup, teardown),
 		cmocka_unit_test_setup_teardown(sys_short_reads_are_completed_by_pread_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(sys_rename_fallocate_truncate_and_dir_fsync, setup, teardown),
+		cmocka_unit_test_setup_teardown(sys_rmtree_removes_a_tree_and_never_follows_links, setup, teardown),
 	};
 	return cmocka_run_group_tests_name("base/sys", tests, NULL, NULL);
 }
