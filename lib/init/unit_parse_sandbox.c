@@ -389,41 +389,16 @@ static int parse_syscall_archs(struct keel__pctx *c, struct keel_exec_sandbox *s
 }
 
 /* RuntimeDirectory= & co.: relative, normalised paths without "..". */
-static int parse_dirs(struct keel__pctx *c, const char ***list, const char *v)
+static int dir_word(struct keel__pctx *c, const char ***list, char *k)
 {
-	if (!*v) {
-		keel_pool_strv_clear(c->u->pool, list);
-		return 0;
-	}
-	for (const char *p = v;;) {
-		char *word, *k;
-		int r = keel_extract_word(&p, &word, NULL, KEEL_EXTRACT_UNQUOTE);
-		if (r == -ENOMEM)
-			return r;
-		if (r < 0) {
-			keel__pwarn(c, KEEL_DIAG_WARNING, "Invalid syntax, ignoring: %s", v);
-			return 0;
-		}
-		if (r == 0)
-			return 0;
-		r = keel__expand_or_ignore(c, KEEL_SPEC_FULL, word, PATH_MAX, &k);
-		keel_free(word);
-		if (r < 0)
-			return r;
-		if (r > 0)
-			continue;
-		keel_path_simplify(k);
-		if (keel_path_is_absolute(k)) {
-			keel__pwarn(c, KEEL_DIAG_ERR, "%s= path is absolute, ignoring: %s", c->key, k);
-		} else if (!*k || !keel_path_is_normalized(k) || strcmp(k, ".") == 0) {
-			keel__pwarn(c, KEEL_DIAG_ERR, "%s= path is not normalized, ignoring: %s", c->key, k);
-		} else {
-			r = keel_pool_strv_add(c->u->pool, list, k);
-		}
-		keel_free(k);
-		if (r < 0)
-			return r;
-	}
+	keel_path_simplify(k);
+	if (keel_path_is_absolute(k))
+		keel__pwarn(c, KEEL_DIAG_ERR, "%s= path is absolute, ignoring: %s", c->key, k);
+	else if (!*k || !keel_path_is_normalized(k) || strcmp(k, ".") == 0)
+		keel__pwarn(c, KEEL_DIAG_ERR, "%s= path is not normalized, ignoring: %s", c->key, k);
+	else
+		return keel_pool_strv_add(c->u->pool, list, k);
+	return 0;
 }
 
 int keel__parse_sandbox(struct keel__pctx *c, const char *v, void *data, int ltype)
@@ -506,7 +481,7 @@ int keel__parse_sandbox(struct keel__pctx *c, const char *v, void *data, int lty
 	case KEEL__SB_STATE_DIR:
 	case KEEL__SB_CACHE_DIR:
 	case KEEL__SB_LOGS_DIR:
-		return parse_dirs(c, &sb->dirs[ltype - KEEL__SB_RUNTIME_DIR], v);
+		return each_path_word(c, &sb->dirs[ltype - KEEL__SB_RUNTIME_DIR], v, dir_word);
 	case KEEL__SB_RUNTIME_DIR_MODE:
 	case KEEL__SB_STATE_DIR_MODE:
 	case KEEL__SB_CACHE_DIR_MODE:
