@@ -75,3 +75,7 @@ int keel__set_caps_and_user(const struct keel_spec *s, struct keel_err *err);
  * made stdio and the controlling terminal; bound on /dev/console too when dev_console. */
 int keel__setup_console(int *console_fd, const struct keel_spec *spec, bool dev_console,
 			struct keel_err *err);
+
+/* --pid-file of create/run and exec: the pid written to PATH.keel-tmp and renamed over PATH, so
+ * a reader never sees a partial file. */
+int keel__write_pid_file(const char *path, pid_t pid, struct keel_err *err);

@@ -137,7 +137,7 @@ static bool lsm_enabled(const char *path)
 	return on;
 }
 
-static int write_pid_file(const char *path, pid_t pid, struct keel_err *err)
+int keel__write_pid_file(const char *path, pid_t pid, struct keel_err *err)
 {
 	char tmp[PATH_MAX], buf[24];
 	snprintf(tmp, sizeof(tmp), "%s.keel-tmp", path);
@@ -535,7 +535,7 @@ static int spawn(const struct keel_run_opts *o, bool run_mode, struct spawn *x, 
 	st->hooks = hooks_json(s);
 	if ((r = keel_cstate_save(x->dirfd, st, err)) < 0)
 		goto fail;
-	if (o->pid_file && (r = write_pid_file(o->pid_file, pid, err)) < 0)
+	if (o->pid_file && (r = keel__write_pid_file(o->pid_file, pid, err)) < 0)
 		goto fail;
 	r = 0;
 	goto out;

@@ -318,25 +318,6 @@ static bool same_ns(pid_t pid, const char *name)
 	return stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
-static int write_pid_file(const char *path, pid_t pid, struct keel_err *err)
-{
-	char tmp[PATH_MAX], buf[24];
-	snprintf(tmp, sizeof(tmp), "%s.keel-tmp", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return keel_err_errno(err, -errno, "writing pid file %s", path);
-	int n = snprintf(buf, sizeof(buf), "%d", (int)pid);
-	int r = keel_sys_write_all(fd, buf, (size_t)n);
-	close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
-		return keel_err_errno(err, r, "writing pid file %s", path);
-	}
-	return 0;
-}
-
 static const int forwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2,
 				SIGWINCH, SIGALRM, SIGCONT, SIGTSTP, SIGPIPE};
 
@@ -480,7 +461,7 @@ int keel_container_exec(const struct keel_exec_opts *o, int *ret_status, struct 
 			;
 		goto out_mask;
 	}
-	if (o->pid_file && (r = write_pid_file(o->pid_file, pid, err)) < 0) {
+	if (o->pid_file && (r = keel__write_pid_file(o->pid_file, pid, err)) < 0) {
 		kill(pid, SIGKILL);
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
